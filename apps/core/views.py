@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from apps.core import health
+from apps.core import metrics as core_metrics
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Alive: the process answers."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready: the database and the broker answer."""
+    problems = [p for p in (health.check_database(), health.check_broker()) if p]
+    if problems:
+        return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format: events per source and status, ingest latency, queue depth."""
+    return HttpResponse(core_metrics.render(), content_type=CONTENT_TYPE_LATEST)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    from apps.feedback.selectors import overview
+
+    return render(request, "home.html", {"overview": overview()})

@@ -1,0 +1,211 @@
+"""The feedback REST API: ingest (one event or a batch), list, detail. Thin: parse, check
+limits, call one service or selector, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http.request import RawPostDataException
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.exceptions import ApplicationError
+from apps.core.parsers import parse_json_body
+from apps.feedback import selectors
+from apps.feedback.models import Event
+from apps.feedback.openapi import EVENT_SCHEMA_REF, INGEST_EXAMPLES
+from apps.feedback.services.ingest import DUPLICATE, ERROR, feedback_ingest
+from apps.sources import ratelimit
+from apps.sources.auth import CanIngest, CanReadFeedback
+from apps.sources.models import ApiKey
+
+
+class EventOutputSerializer(serializers.ModelSerializer):
+    source = serializers.CharField(source="source.name")
+    rater = serializers.CharField(source="rater_hash", help_text="Keyed hash of the rater id.")
+
+    class Meta:
+        model = Event
+        fields = ["id", "client_id", "source", "type", "status", "model", "checkpoint", "rater",
+                  "consent", "licence", "redactions", "occurred_at", "received_at", "payload"]
+
+
+class EventDetailOutputSerializer(EventOutputSerializer):
+    normalized = serializers.SerializerMethodField()
+
+    class Meta(EventOutputSerializer.Meta):
+        fields = [*EventOutputSerializer.Meta.fields, "normalized"]
+
+    def get_normalized(self, event: Event) -> dict[str, Any]:
+        return selectors.event_normalized(event)
+
+
+class _NewestFirst(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+def _client_ip(request: Request) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _read_items(request: Request) -> tuple[list[Any], bool]:
+    """The request's events and whether it was a batch; 413 over the size or count limits."""
+    limit = settings.INGEST_MAX_BODY_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    too_big = ApplicationError(
+        f"The request body is over {limit // (1024 * 1024)} MB; split the batch.",
+        code="payload_too_large", status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+    if declared > limit:
+        raise too_big
+    try:
+        body = request._request.body
+    except RawPostDataException as exc:
+        raise ParseError("The request body was already read.") from exc
+    if len(body) > limit:
+        raise too_big
+    data = parse_json_body(body)
+    if isinstance(data, dict):
+        return [data], False
+    if not isinstance(data, list):
+        raise ApplicationError("Send one event (a JSON object) or a batch (a JSON array of them).")
+    if not data:
+        raise ApplicationError("The batch is empty.")
+    if len(data) > settings.INGEST_MAX_BATCH_EVENTS:
+        raise ApplicationError(
+            f"The batch has {len(data)} events; at most {settings.INGEST_MAX_BATCH_EVENTS} per request.",
+            code="payload_too_large", status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    return data, True
+
+
+class FeedbackApi(APIView):
+    """POST ingests feedback; GET lists it."""
+
+    def get_permissions(self) -> list[Any]:
+        return [CanIngest()] if self.request.method == "POST" else [CanReadFeedback()]
+
+    @extend_schema(
+        operation_id="feedback_ingest",
+        summary="Send feedback: one event, or a batch of up to 1,000",
+        request={"application/json": EVENT_SCHEMA_REF},
+        responses={
+            201: OpenApiResponse(description="One event stored: `{\"id\", \"client_id\", \"status\"}`."),
+            200: OpenApiResponse(description="One event that was already stored (a retry): status `duplicate`."),
+            207: OpenApiResponse(description="A batch: `results` holds one entry per item, in order."),
+            400: OpenApiResponse(description="Not JSON, not UTF-8, or an invalid single event (see `error.fields`)."),
+            401: OpenApiResponse(description="Missing, unknown or revoked key."),
+            403: OpenApiResponse(description="A publishable key from an origin the source does not allow."),
+            413: OpenApiResponse(description="Over 5 MB or over 1,000 events."),
+            429: OpenApiResponse(description="Over the key's or the rater's rate limit; see Retry-After. Nothing stored."),
+        },
+        examples=INGEST_EXAMPLES,
+    )
+    def post(self, request: Request) -> Response:
+        key: ApiKey = request.auth
+        source = key.source
+        items, is_batch = _read_items(request)
+
+        verdict = ratelimit.check_key(key_id=key.pk, limit=source.rate_limit_per_minute, cost=len(items))
+        if not verdict.allowed:
+            raise ApplicationError(
+                f"This key is over its limit of {source.rate_limit_per_minute} events per minute; nothing was stored.",
+                code="rate_limited", status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(verdict.retry_after)},
+            )
+        raters = [item.get("rater") for item in items if isinstance(item, dict) and isinstance(item.get("rater"), str)]
+        over, retry_after = ratelimit.check_raters(
+            source_id=source.pk, limit=source.rater_rate_limit_per_minute, raters=raters
+        )
+        results = feedback_ingest(
+            source=source, items=items, client_ip=_client_ip(request), over_limit_raters=frozenset(over)
+        )
+        headers = {"Retry-After": str(retry_after)} if over else {}
+        if is_batch:
+            summary: dict[str, int] = {}
+            for result in results:
+                summary[result.status] = summary.get(result.status, 0) + 1
+            return Response(
+                {"results": [r.as_dict() for r in results], "summary": summary},
+                status=status.HTTP_207_MULTI_STATUS, headers=headers,
+            )
+        result = results[0]
+        if result.status == ERROR:
+            if result.code == "rate_limited":
+                raise ApplicationError(
+                    "This rater is over the source's rate limit; nothing was stored.", code="rate_limited",
+                    status_code=status.HTTP_429_TOO_MANY_REQUESTS, fields=result.errors, headers=headers,
+                )
+            raise ApplicationError("The event is invalid; see fields.", fields=result.errors)
+        code = status.HTTP_200_OK if result.status == DUPLICATE else status.HTTP_201_CREATED
+        return Response({"id": result.id, "client_id": result.client_id, "status": result.status}, status=code)
+
+    @extend_schema(
+        operation_id="feedback_list",
+        summary="List feedback, newest first (secret key: its source; curators: every source)",
+        parameters=[
+            OpenApiParameter("source", str, description="Source name (curators only; a key sees its own)."),
+            OpenApiParameter("type", str, enum=["rating", "preference", "ranking", "edit"]),
+            OpenApiParameter("status", str, enum=["accepted", "quarantined"]),
+            OpenApiParameter("model", str),
+            OpenApiParameter("checkpoint", str),
+            OpenApiParameter("rater", str, description="The rater id as your front-end sent it."),
+            OpenApiParameter("since", str, description="ISO 8601; received at or after."),
+            OpenApiParameter("until", str, description="ISO 8601; received before."),
+            OpenApiParameter("limit", int, description="Page size, at most 500."),
+            OpenApiParameter("cursor", str, description="From the previous page's `next`."),
+        ],
+        responses={200: EventOutputSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = FeedbackListFilter(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        own_source = request.auth.source if isinstance(request.auth, ApiKey) else None
+        qs = selectors.event_list(source=own_source, source_name=None if own_source else filters.validated_data.get("source"),
+                                  **{k: v for k, v in filters.validated_data.items() if k != "source"})
+        paginator = _NewestFirst()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(EventOutputSerializer(page, many=True).data)
+
+
+class FeedbackListFilter(serializers.Serializer):
+    source = serializers.CharField(required=False, max_length=100)
+    type = serializers.ChoiceField(choices=Event.Type.choices, required=False)
+    status = serializers.ChoiceField(choices=Event.Status.choices, required=False)
+    model = serializers.CharField(required=False, max_length=200)
+    checkpoint = serializers.CharField(required=False, max_length=200)
+    rater = serializers.CharField(required=False, max_length=200)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+
+class FeedbackDetailApi(APIView):
+    permission_classes = [CanReadFeedback]
+
+    @extend_schema(
+        operation_id="feedback_detail",
+        summary="One event: as stored, and its normalized rows",
+        responses={200: EventDetailOutputSerializer, 404: OpenApiResponse(description="No such event in your scope.")},
+    )
+    def get(self, request: Request, event_id: int) -> Response:
+        qs = selectors.event_detail_queryset()
+        if isinstance(request.auth, ApiKey):
+            qs = qs.filter(source=request.auth.source)
+        event = qs.filter(pk=event_id).first()
+        if event is None:
+            raise ApplicationError("No such event.", code="not_found", status_code=status.HTTP_404_NOT_FOUND)
+        return Response(EventDetailOutputSerializer(event).data)
+
+

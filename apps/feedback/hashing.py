@@ -1,0 +1,28 @@
+"""Keyed hashes: rater ids and client addresses are stored only as HMACs with a server secret,
+so the same rater links up across events but nobody holding the database can reverse it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from functools import lru_cache
+
+from django.conf import settings
+
+
+@lru_cache(maxsize=1)
+def _key() -> bytes:
+    return settings.RATER_HASH_KEY.encode()
+
+
+def keyed_hash(value: str, *, namespace: str) -> str:
+    return hmac.new(_key(), f"{namespace}\x00{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def rater_hash(source_id: int, rater: str) -> str:
+    """Raters are pseudonymous per source: 'alice' of one front-end is not 'alice' of another."""
+    return keyed_hash(f"{source_id}\x00{rater}", namespace="rater")
+
+
+def ip_hash(address: str) -> str:
+    return keyed_hash(address, namespace="ip")

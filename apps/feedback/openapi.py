@@ -1,0 +1,80 @@
+"""OpenAPI for the ingest endpoint: the event schema comes straight from the pydantic models
+(one source of truth), registered as components, plus worked examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample
+from pydantic import TypeAdapter
+
+from apps.feedback.schema import Event
+
+_REF = "#/components/schemas/{model}"
+
+
+def event_components() -> dict[str, Any]:
+    schema = TypeAdapter(Event).json_schema(ref_template=_REF)
+    components = dict(schema.pop("$defs", {}))
+    components["FeedbackEvent"] = schema
+    components["FeedbackBatch"] = {
+        "type": "array", "items": {"$ref": _REF.format(model="FeedbackEvent")}, "minItems": 1, "maxItems": 1000,
+    }
+    return components
+
+
+EVENT_SCHEMA_REF = {
+    "oneOf": [
+        {"$ref": _REF.format(model="FeedbackEvent")},
+        {"$ref": _REF.format(model="FeedbackBatch")},
+    ]
+}
+
+_PROMPT = [{"role": "user", "content": "What is the capital of Australia?"}]
+
+INGEST_EXAMPLES = [
+    OpenApiExample(
+        "Thumbs down with a reason",
+        value={"type": "rating", "id": "evt-1842", "rater": "user-77", "model": "llama3.1:8b",
+               "messages": _PROMPT, "response": "Sydney.", "rating": -1,
+               "reason": "not_factually_correct", "comment": "It is Canberra.", "tags": ["geography"]},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "A/B choice",
+        value={"type": "preference", "id": "evt-1843", "rater": "user-77", "messages": _PROMPT,
+               "responses": [{"model": "qwen2.5:7b", "content": "Canberra."},
+                             {"model": "mistral:7b", "content": "Sydney."}],
+               "choice": 0},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Ranking, best first",
+        value={"type": "ranking", "id": "evt-1844", "messages": _PROMPT,
+               "responses": [{"model": "a", "content": "Sydney."}, {"model": "b", "content": "Canberra."},
+                             {"model": "c", "content": "Canberra, since 1913."}],
+               "ranking": [2, 1, 0]},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "An edit",
+        value={"type": "edit", "id": "evt-1845", "model": "llama3.1:8b", "messages": _PROMPT,
+               "response": "Sydney.", "edited": "Canberra."},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Batch answer (207)",
+        value={"results": [{"index": 0, "status": "accepted", "id": 101, "client_id": "evt-1842"},
+                           {"index": 1, "status": "duplicate", "id": 97, "client_id": "evt-1790"},
+                           {"index": 2, "status": "error", "client_id": "evt-1846", "code": "invalid",
+                            "errors": {"messages.0.role": ["Input should be 'system', 'developer', 'user', 'assistant', 'tool' or 'function'"]}}],
+               "summary": {"accepted": 1, "duplicate": 1, "error": 1}},
+        response_only=True, status_codes=["207"],
+    ),
+]
+
+
+def add_event_components(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: add the pydantic-made event schemas."""
+    result.setdefault("components", {}).setdefault("schemas", {}).update(event_components())
+    return result

@@ -1,0 +1,206 @@
+"""The feedback event schema (API v1), as pydantic models: one place that validates an event and
+names every bad field. pydantic's compiled core keeps validation off the ingest hot path's bill.
+
+Shapes (see DESIGN.md): rating, preference, ranking, edit. Messages use the OpenAI chat format."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+MAX_TEXT = 100_000  # characters in one message or response
+MAX_SHORT = 200  # ids, model names, raters
+MAX_COMMENT = 10_000
+MAX_MESSAGES = 500
+MAX_RESPONSES = 20
+MAX_TAGS = 50
+MAX_METADATA_BYTES = 16_384
+MAX_METADATA_DEPTH = 8
+
+Short = Annotated[str, Field(min_length=1, max_length=MAX_SHORT)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Tag = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=False)
+
+
+class ContentPart(BaseModel):
+    """One part of a multi-part OpenAI message (`{"type": "text", "text": …}`, images…)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Annotated[str, Field(min_length=1, max_length=50)]
+    text: Text | None = None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: Text | Annotated[list[ContentPart], Field(max_length=100)] | None = None
+    name: Short | None = None
+
+
+class Response(_Strict):
+    content: Text
+    model: Short | None = None
+    checkpoint: Short | None = None
+
+
+class _EventBase(_Strict):
+    id: Short | None = Field(None, description="Your event id; a retry with the same id is a no-op.")
+    rater: Short | None = Field(None, description="Your end user's id; stored only as a keyed hash.")
+    model: Short | None = None
+    checkpoint: Short | None = Field(None, description="Registry id of the checkpoint that answered.")
+    messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)]
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = []
+    reason: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    comment: Annotated[str, Field(max_length=MAX_COMMENT)] | None = None
+    metadata: dict[str, Any] = {}
+    consent: bool | None = Field(None, description="May this feedback train models? Default: the source's.")
+    licence: Annotated[str, Field(max_length=100)] | None = None
+    timestamp: datetime | None = Field(None, description="When the user gave the feedback (ISO 8601).")
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp_is_iso(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if value is not None:
+            raise ValueError("must be an ISO 8601 date-time string")
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp_has_zone(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a time zone, e.g. 2026-01-31T12:00:00Z")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import orjson
+
+        if _depth(value) > MAX_METADATA_DEPTH:
+            raise ValueError(f"is nested deeper than {MAX_METADATA_DEPTH} levels")
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError as exc:  # integers beyond 64 bits
+            raise ValueError(f"holds a value JSON cannot carry: {exc}") from exc
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"is {size} bytes of JSON; at most {MAX_METADATA_BYTES}")
+        return value
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_METADATA_DEPTH + 1:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def _no_booleans(value: Any) -> Any:
+    # JSON true is not the number 1: a client sending booleans has misread the schema.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+class RatingEvent(_EventBase):
+    type: Literal["rating"]
+    response: Text
+    rating: Literal[1, -1] | None = Field(None, description="Thumbs: 1 up, -1 down.")
+    score: Annotated[int, Field(ge=1, le=10)] | None = Field(None, description="A 1-10 scale.")
+
+    _rating_not_bool = field_validator("rating", "score", mode="before")(_no_booleans)
+
+    @model_validator(mode="after")
+    def _has_a_judgement(self) -> RatingEvent:
+        if self.rating is None and self.score is None:
+            raise ValueError("a rating event needs 'rating' (1 or -1) or 'score' (1-10)")
+        return self
+
+
+class PreferenceEvent(_EventBase):
+    type: Literal["preference"]
+    responses: Annotated[list[Response], Field(min_length=2, max_length=2)]
+    choice: Literal[0, 1, "tie", "both_bad"]
+
+    _choice_not_bool = field_validator("choice", mode="before")(_no_booleans)
+
+
+class RankingEvent(_EventBase):
+    type: Literal["ranking"]
+    responses: Annotated[list[Response], Field(min_length=2, max_length=MAX_RESPONSES)]
+    ranking: Annotated[list[int], Field(min_length=2, max_length=MAX_RESPONSES)] = Field(
+        description="Indices into responses, best first."
+    )
+
+    @model_validator(mode="after")
+    def _ranking_is_a_permutation(self) -> RankingEvent:
+        if sorted(self.ranking) != list(range(len(self.responses))):
+            raise ValueError(
+                f"'ranking' must list each index of 'responses' (0..{len(self.responses) - 1}) exactly once"
+            )
+        return self
+
+
+class EditEvent(_EventBase):
+    type: Literal["edit"]
+    response: Text
+    edited: Text
+
+    @model_validator(mode="after")
+    def _edit_changes_something(self) -> EditEvent:
+        if self.edited == self.response:
+            raise ValueError("'edited' is the same as 'response'")
+        return self
+
+
+Event = Annotated[
+    RatingEvent | PreferenceEvent | RankingEvent | EditEvent, Field(discriminator="type")
+]
+EVENT_TYPES = ("rating", "preference", "ranking", "edit")
+_event_adapter: TypeAdapter[Any] = TypeAdapter(Event)
+
+
+_TYPE_NAMES = {"str", "int", "bool", "none", "dict", "list", "float"}
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    """A dotted field path. pydantic puts the union's tag ('rating') and the names of union
+    members ('constrained-str', 'list[ContentPart]') into locations; field names have neither."""
+    parts = loc[1:] if loc and loc[0] in EVENT_TYPES else loc
+    kept = [
+        str(part)
+        for part in parts
+        if not (isinstance(part, str) and ("-" in part or "[" in part or part in _TYPE_NAMES))
+    ]
+    return ".".join(kept) or "non_field_errors"
+
+
+def validate_event(data: Any) -> tuple[RatingEvent | PreferenceEvent | RankingEvent | EditEvent | None, dict[str, list[str]]]:
+    """Validate one raw event; return it, or field errors keyed by dotted path."""
+    if not isinstance(data, dict):
+        return None, {"non_field_errors": ["each event must be a JSON object"]}
+    kind = data.get("type")
+    if kind not in EVENT_TYPES:
+        return None, {"type": [f"must be one of {', '.join(EVENT_TYPES)}"]}
+    try:
+        return _event_adapter.validate_python(data), {}
+    except ValidationError as exc:
+        fields: dict[str, list[str]] = {}
+        for error in exc.errors(include_url=False, include_context=False, include_input=False):
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "is not a field of this event type (put extra data in 'metadata')"
+            messages = fields.setdefault(_loc(tuple(error["loc"])), [])
+            if message not in messages:
+                messages.append(message)
+        return None, fields

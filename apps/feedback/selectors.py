@@ -1,0 +1,85 @@
+"""Reads of the feedback app: querysets with their joins already applied."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, Prefetch, QuerySet
+
+from apps.feedback.hashing import rater_hash
+from apps.feedback.models import Comparison, Event, Interaction
+from apps.sources.models import Source
+
+
+def event_list(
+    *,
+    source: Source | None = None,
+    source_name: str | None = None,
+    type: str | None = None,
+    status: str | None = None,
+    model: str | None = None,
+    checkpoint: str | None = None,
+    rater: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Event]:
+    """Events, newest first, filtered; a rater is given as the client's raw id and is looked up
+    by its keyed hash, so it needs a source (the key's own, or SOURCE_NAME)."""
+    qs = Event.objects.select_related("source")
+    if source is not None:
+        qs = qs.filter(source=source)
+    elif source_name:
+        qs = qs.filter(source__name=source_name)
+    if type:
+        qs = qs.filter(type=type)
+    if status:
+        qs = qs.filter(status=status)
+    if model:
+        qs = qs.filter(model=model)
+    if checkpoint:
+        qs = qs.filter(checkpoint=checkpoint)
+    if rater:
+        owner = source or Source.objects.filter(name=source_name).first()
+        qs = qs.filter(rater_hash=rater_hash(owner.pk, rater)) if owner else qs.none()
+    if since:
+        qs = qs.filter(received_at__gte=since)
+    if until:
+        qs = qs.filter(received_at__lt=until)
+    return qs.order_by("-id")
+
+
+def event_detail_queryset() -> QuerySet[Event]:
+    return Event.objects.select_related("source", "rating_row").prefetch_related(
+        Prefetch("interactions", queryset=Interaction.objects.order_by("position")),
+        Prefetch("comparisons", queryset=Comparison.objects.select_related("interaction_a", "interaction_b")),
+    )
+
+
+def event_normalized(event: Event) -> dict[str, Any]:
+    """The derived rows of EVENT, as plain data (empty until the worker has normalized it)."""
+    rating = getattr(event, "rating_row", None)
+    return {
+        "interactions": [
+            {"position": i.position, "model": i.model, "checkpoint": i.checkpoint,
+             "prompt_hash": i.prompt_hash, "edited": i.edited}
+            for i in event.interactions.all()
+        ],
+        "rating": None if rating is None else {"value": rating.value, "score": rating.score, "reason": rating.reason},
+        "comparisons": [
+            {"a": c.interaction_a.position, "b": c.interaction_b.position, "model_a": c.model_a,
+             "model_b": c.model_b, "outcome": c.outcome}
+            for c in event.comparisons.all()
+        ],
+    }
+
+
+def overview() -> dict[str, Any]:
+    """Counts for the landing page."""
+    by_type = dict(Event.objects.values_list("type").annotate(n=Count("id")).order_by())
+    return {
+        "events": sum(by_type.values()),
+        "by_type": by_type,
+        "sources": list(Source.objects.annotate(n=Count("events")).values("name", "n")),
+        "recent": list(Event.objects.select_related("source").order_by("-id")[:10]),
+    }

@@ -1,0 +1,1 @@
+"""Writes of the feedback app: `ingest` (the hot path) and `normalize` (derived rows)."""

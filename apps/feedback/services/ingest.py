@@ -1,0 +1,231 @@
+"""feedback_ingest: the hot path from a validated request body to rows in the raw event log.
+
+Per item: validate (pydantic), redact PII, hash the rater, then insert every good item of the
+batch in one statement that skips ids the source already sent (ON CONFLICT DO NOTHING), so a
+retry — even two at once on two connections — stores one event and answers `duplicate` with
+the original id. A bad item gets its field errors and never touches the database. Derived rows
+are built after commit by the `feedback.normalize_events` task."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.core import metrics
+from apps.feedback.hashing import ip_hash, rater_hash
+from apps.feedback.models import Event
+from apps.feedback.redaction import redact_event
+from apps.feedback.schema import validate_event
+from apps.sources.models import Source
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED, QUARANTINED, DUPLICATE, ERROR = "accepted", "quarantined", "duplicate", "error"
+
+
+@dataclass
+class ItemResult:
+    """What the API answers for one item of a request, in request order."""
+
+    index: int
+    status: str
+    id: int | None = None
+    client_id: str | None = None
+    code: str | None = None
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.id is not None:
+            out["id"] = self.id
+        if self.client_id is not None:
+            out["client_id"] = self.client_id
+        if self.status == ERROR:
+            out["code"] = self.code or "invalid"
+            out["errors"] = self.errors
+        return out
+
+
+@dataclass
+class _Row:
+    index: int
+    client_id: str
+    type: str
+    payload: bytes
+    rater_hash: str
+    model: str
+    checkpoint: str
+    status: str
+    consent: bool
+    licence: str
+    redactions: bytes
+    occurred_at: datetime | None
+
+
+def _prepare(index: int, item: Any, *, source: Source) -> _Row | ItemResult:
+    event, errors = validate_event(item)
+    if event is None:
+        client_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+        return ItemResult(index, ERROR, client_id=client_id, code="invalid", errors=errors)
+    payload = dict(item)
+    redactions: dict[str, int] = {}
+    if source.redact_pii:
+        payload, redactions = redact_event(payload)
+    hashed_rater = rater_hash(source.pk, event.rater) if event.rater else ""
+    if event.rater:
+        payload["rater"] = hashed_rater
+    client_id = event.id or f"sinkhole-{uuid.uuid4().hex}"
+    payload["id"] = client_id
+    raw = orjson.dumps(payload)
+    if b"\\u0000" in raw:
+        return ItemResult(index, ERROR, client_id=client_id, code="invalid",
+                          errors={_nul_path(item): ["must not contain NUL (\\u0000) characters"]})
+    return _Row(
+        index=index,
+        client_id=client_id,
+        type=event.type,
+        payload=raw,
+        rater_hash=hashed_rater,
+        model=event.model or "",
+        checkpoint=event.checkpoint or "",
+        status=QUARANTINED if source.hold_for_review else ACCEPTED,
+        consent=source.default_consent if event.consent is None else event.consent,
+        licence=event.licence if event.licence is not None else source.default_licence,
+        redactions=orjson.dumps(redactions),
+        occurred_at=event.timestamp,
+    )
+
+
+def _nul_path(value: Any, path: str = "") -> str:
+    """The dotted path of the first string that holds a NUL character."""
+    if isinstance(value, str):
+        return path if "\x00" in value else ""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{path}.{key!r}".lstrip(".")
+        found = _nul_path(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return ""
+
+
+def feedback_ingest(
+    *, source: Source, items: list[Any], client_ip: str = "", over_limit_raters: frozenset[str] = frozenset()
+) -> list[ItemResult]:
+    """Store the good items of a request in the raw event log; one result per item, in order.
+
+    Items whose rater is in OVER_LIMIT_RATERS (raw ids, as sent) are refused with
+    `rate_limited` and stored nowhere."""
+    started = time.perf_counter()
+    ip = ip_hash(client_ip) if client_ip else ""
+    results: list[ItemResult | None] = [None] * len(items)
+    rows: list[_Row] = []
+    first_of: dict[str, _Row] = {}
+    repeats: list[tuple[int, str]] = []
+    for index, item in enumerate(items):
+        if over_limit_raters and isinstance(item, dict) and item.get("rater") in over_limit_raters:
+            results[index] = ItemResult(index, ERROR, client_id=item.get("id") if isinstance(item.get("id"), str) else None,
+                                        code="rate_limited", errors={"rater": ["this rater is over the source's rate limit; retry later"]})
+            continue
+        prepared = _prepare(index, item, source=source)
+        if isinstance(prepared, ItemResult):
+            results[index] = prepared
+        elif prepared.client_id in first_of:  # the same id twice in one batch: the second is a retry
+            repeats.append((index, prepared.client_id))
+        else:
+            first_of[prepared.client_id] = prepared
+            rows.append(prepared)
+
+    with transaction.atomic():
+        inserted = _insert(source.pk, rows, ip) if rows else {}
+        missing = [row.client_id for row in rows if row.client_id not in inserted]
+        existing = dict(
+            Event.objects.filter(source=source, client_id__in=missing).values_list("client_id", "id")
+        ) if missing else {}
+        new_ids = list(inserted.values())
+        if new_ids:
+            from apps.feedback.tasks import normalize_events
+
+            transaction.on_commit(lambda: normalize_events.delay(new_ids))
+
+    for row in rows:
+        if row.client_id in inserted:
+            results[row.index] = ItemResult(row.index, row.status, id=inserted[row.client_id], client_id=row.client_id)
+        else:
+            results[row.index] = ItemResult(row.index, DUPLICATE, id=existing.get(row.client_id), client_id=row.client_id)
+    for index, client_id in repeats:
+        original = first_of[client_id]
+        results[index] = ItemResult(index, DUPLICATE, id=results[original.index].id, client_id=client_id)  # type: ignore[union-attr]
+
+    final = [result for result in results if result is not None]
+    metrics.record_ingest(source.name, final, time.perf_counter() - started)
+    return final
+
+
+def _insert(source_id: int, rows: list[_Row], ip: str) -> dict[str, int]:
+    """Insert ROWS, skipping client ids the source already has; return client_id → new id."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _insert_postgres(source_id, rows, ip, now)
+    return _insert_generic(source_id, rows, ip, now)
+
+
+_COLUMNS = (
+    "client_id, type, status, payload, rater_hash, model, checkpoint, consent, licence, "
+    "redactions, ip_hash, occurred_at, received_at, source_id"
+)
+
+
+def _insert_postgres(source_id: int, rows: list[_Row], ip: str, now: datetime) -> dict[str, int]:
+    # One round trip for the whole batch: arrays in, unnest, skip conflicts, ids back.
+    sql = f"""
+        INSERT INTO feedback_event ({_COLUMNS})
+        SELECT c, t, s, p::jsonb, r, m, k, cn, l, rd::jsonb, %s, o, %s, %s
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::bool[], %s::text[], %s::text[], %s::timestamptz[])
+             AS u(c, t, s, p, r, m, k, cn, l, rd, o)
+        ON CONFLICT (source_id, client_id) DO NOTHING
+        RETURNING client_id, id
+    """
+    params = [
+        ip, now, source_id,
+        [r.client_id for r in rows], [r.type for r in rows], [r.status for r in rows],
+        [r.payload.decode() for r in rows], [r.rater_hash for r in rows], [r.model for r in rows],
+        [r.checkpoint for r in rows], [r.consent for r in rows], [r.licence for r in rows],
+        [r.redactions.decode() for r in rows], [r.occurred_at for r in rows],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
+
+
+def _insert_generic(source_id: int, rows: list[_Row], ip: str, now: datetime) -> dict[str, int]:
+    # SQLite (embedded): one statement per row, still one transaction; RETURNING needs 3.35+.
+    sql = f"""
+        INSERT INTO feedback_event ({_COLUMNS})
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (source_id, client_id) DO NOTHING
+        RETURNING id
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    inserted: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for r in rows:
+            cursor.execute(sql, [
+                r.client_id, r.type, r.status, r.payload.decode(), r.rater_hash, r.model,
+                r.checkpoint, r.consent, r.licence, r.redactions.decode(), ip,
+                adapt(r.occurred_at), adapt(now), source_id,
+            ])
+            found = cursor.fetchone()
+            if found:
+                inserted[r.client_id] = found[0]
+    return inserted
