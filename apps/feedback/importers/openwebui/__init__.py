@@ -1,0 +1,12 @@
+"""`--format openwebui`: Open WebUI's feedback export (thumbs and arena votes)."""
+
+from __future__ import annotations
+
+from apps.feedback.importers.base import Importer
+from apps.feedback.importers.openwebui.reader import read
+
+IMPORTER = Importer(
+    name="openwebui",
+    description="Open WebUI feedback export (Admin > Evaluations > Export): thumbs and arena votes",
+    read_stream=read,
+)
