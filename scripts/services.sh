@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start or stop a throw-away PostgreSQL 15 and Redis on 127.0.0.1 for tests and benchmarks.
 #
-#   scripts/services.sh install        apt-get install postgresql and redis-server (as root)
+#   scripts/services.sh install        apt-get install postgresql, redis-server, chromium (as root)
 #   eval "$(scripts/services.sh start DIR)"   start both with their data in DIR; prints exports
 #   scripts/services.sh stop DIR       stop both, by the pids recorded in DIR
 #
@@ -19,16 +19,21 @@ pg_bin() {
 }
 
 as_postgres() {
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi
+  # From /: initdb and pg_ctl fail in a working directory that the postgres user cannot read
+  # (a checkout under /root, say).
+  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "cd / && $*"; else bash -c "$*"; fi
 }
 
 cmd=${1:-}
 case "$cmd" in
   install)
     export DEBIAN_FRONTEND=noninteractive
-    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v redis-server >/dev/null; then
+    # PostgreSQL and Redis for the servers; Chromium for the browser tests (Playwright drives
+    # Debian's build: no browser download).
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v redis-server >/dev/null \
+        || ! command -v chromium >/dev/null; then
       apt-get update -qq
-      apt-get install -y -qq postgresql redis-server >/dev/null
+      apt-get install -y -qq postgresql redis-server chromium >/dev/null
     fi
     ;;
   start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -24,6 +25,13 @@ def check_database() -> str | None:
 def check_broker() -> str | None:
     from config.celery import app
 
+    url = app.conf.broker_url or ""
+    if url.startswith("filesystem://"):
+        # The embedded broker always "connects"; what can fail is writing a message file.
+        folder = Path((app.conf.broker_transport_options or {}).get("data_folder_out", ""))
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            return f"broker: the queue folder {str(folder)!r} is missing or not writable"
+        return None
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -34,18 +42,23 @@ def check_broker() -> str | None:
 
 def queue_depths() -> dict[str, int]:
     """Messages waiting per queue: counted with LLEN on Redis, as files in the embedded broker."""
+    from config.celery import app
+
     queues = settings.CELERY_WORKER_QUEUES
-    url = settings.CELERY_BROKER_URL
+    url = app.conf.broker_url or ""
     try:
         if url.startswith("filesystem://"):
-            folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+            folder = Path(app.conf.broker_transport_options["data_folder_in"])
             files = [p.name for p in folder.glob("*.msg")] if folder.exists() else []
             return {q: sum(1 for name in files if name.endswith(f".{q}.msg")) for q in queues}
         if url.startswith(("redis://", "rediss://")):
             import redis
 
             client = redis.Redis.from_url(url, socket_timeout=1)
-            return {q: int(client.llen(q)) for q in queues}
+            try:
+                return {q: int(client.llen(q)) for q in queues}
+            finally:
+                client.close()
     except Exception as exc:  # metrics must never take the endpoint down
         logger.warning("queue depth unavailable", extra={"error": str(exc)})
     return {}

@@ -8,10 +8,19 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 EVENTS = Counter(
-    "sinkhole_events_total", "Feedback events answered by the ingest API, by source and status.", ["source", "status"]
+    "sinkhole_events_total",
+    "Feedback events answered by the ingest API, by source and status.",
+    ["source", "status"],
 )
 INGEST_SECONDS = Histogram(
     "sinkhole_ingest_seconds",
@@ -19,7 +28,12 @@ INGEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 QUEUE_DEPTH = Gauge(
-    "sinkhole_queue_depth", "Messages waiting in each Celery queue.", ["queue"], multiprocess_mode="livemax"
+    "sinkhole_queue_depth",
+    "Messages waiting in each Celery queue.",
+    ["queue"],
+    # Each gunicorn worker sets it when it serves /metrics: report the latest reading, not
+    # the largest (an old scrape by another worker would otherwise stick).
+    multiprocess_mode="livemostrecent",
 )
 
 

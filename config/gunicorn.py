@@ -1,0 +1,70 @@
+"""Gunicorn settings shared by `manage.py serve` and the compose file
+(`gunicorn -c python:config.gunicorn config.wsgi`). Bind address, workers and threads come from
+the command line or GUNICORN_CMD_ARGS; this file holds what every deployment wants."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+# No control socket (gunicornc): nothing here uses it, and its default path in $HOME would be
+# shared by two instances on one machine.
+control_socket_disable = True
+# Gunicorn's own lines (start, worker boot, timeouts) as JSON, like the rest of the logs. No access
+# log: API requests are logged by apps.core.middleware.RequestLogMiddleware with their timing, and
+# a second line per request would double the log volume of the ingest path.
+logconfig_dict: dict[str, Any] = (
+    {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            },
+        },
+        "handlers": {
+            # Gunicorn merges this over its defaults key by key: both handler names must exist.
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+            "error_console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "root": {"level": "INFO", "handlers": ["console"]},
+        "loggers": {
+            "gunicorn.error": {
+                "level": "INFO",
+                "handlers": ["error_console"],
+                "propagate": False,
+                "qualname": "gunicorn.error",
+            },
+            "gunicorn.access": {
+                "level": "WARNING",
+                "handlers": ["console"],
+                "propagate": False,
+                "qualname": "gunicorn.access",
+            },
+        },
+    }
+    if os.environ.get("LOG_FORMAT", "json") == "json"
+    else {}
+)
+# Long imports and slow disks should not get a worker killed while it serves a 5 MB batch.
+timeout = 60
+graceful_timeout = 20
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the shared metrics folder (prometheus_client's
+    multi-process mode), so /metrics does not report a process that is gone."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
