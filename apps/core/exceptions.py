@@ -1,15 +1,16 @@
 """Domain errors and the one handler that maps every API error to the same JSON shape:
 
-    {"error": {"code": "invalid", "message": "…", "fields": {"messages.0.role": ["…"]}}}
+{"error": {"code": "invalid", "message": "…", "fields": {"messages.0.role": ["…"]}}}
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -35,6 +36,22 @@ class ApplicationError(Exception):
         self.status_code = status_code or self.status_code
         self.fields = fields or {}
         self.headers = headers or {}
+
+
+class ApiErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="`invalid`, `rate_limited`, `payload_too_large`, `not_found`…")
+    message = serializers.CharField()
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="Messages by dotted field path, e.g. `messages.0.role`.",
+    )
+
+
+class ApiErrorSerializer(serializers.Serializer):
+    """Every error answer's shape, for the OpenAPI schema (see error_body); one component that
+    every API documents its errors with."""
+
+    error = ApiErrorDetailSerializer()
 
 
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -63,10 +80,14 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response(
-            error_body(exc.code, exc.message, exc.fields), status=exc.status_code, headers=exc.headers
+            error_body(exc.code, exc.message, exc.fields),
+            status=exc.status_code,
+            headers=exc.headers,
         )
     if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
@@ -76,7 +97,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        response.data = error_body("invalid", "The request is invalid; see fields.", _flatten(exc.detail))
+        response.data = error_body(
+            "invalid", "The request is invalid; see fields.", _flatten(exc.detail)
+        )
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         message = str(detail) if not isinstance(detail, dict | list) else "Request failed."

@@ -21,6 +21,11 @@ def parse_json_body(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        if "utf-8" in str(exc).lower() or "surrogate" in str(exc).lower():
+        reason = str(exc).lower()
+        if "utf-8" in reason:
             raise ParseError("The request body is not valid UTF-8.") from exc
+        if "surrogate" in reason:
+            raise ParseError(
+                "The request body is not valid UTF-8 text: it escapes a lone surrogate (\\ud800-\\udfff)."
+            ) from exc
         raise ParseError(f"The request body is not valid JSON: {exc}") from exc

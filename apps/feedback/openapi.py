@@ -13,8 +13,31 @@ from apps.feedback.schema import Event
 _REF = "#/components/schemas/{model}"
 
 
+def _openapi30(node: Any) -> Any:
+    """pydantic writes JSON Schema 2020-12; OpenAPI 3.0 has no `{"type": "null"}` (it says
+    `nullable: true`) and no `const` (a one-value `enum`). Client generators refuse the former."""
+    if isinstance(node, list):
+        return [_openapi30(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _openapi30(value) for key, value in node.items()}
+    if "const" in node and not isinstance(node["const"], dict):
+        node["enum"] = [node.pop("const")]
+    options = node.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [option for option in node.pop("anyOf") if option != {"type": "null"}]
+        if len(rest) == 1 and "$ref" not in rest[0]:
+            node = {**rest[0], **node}
+        elif len(rest) == 1:
+            node["allOf"] = rest
+        else:
+            node["anyOf"] = rest
+        node["nullable"] = True
+    return node
+
+
 def event_components() -> dict[str, Any]:
-    schema = TypeAdapter(Event).json_schema(ref_template=_REF)
+    schema = _openapi30(TypeAdapter(Event).json_schema(ref_template=_REF))
     components = dict(schema.pop("$defs", {}))
     components["FeedbackEvent"] = schema
     components["FeedbackBatch"] = {

@@ -11,7 +11,7 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from apps.sources.models import ApiKey, Source
-from apps.sources.selectors import api_key_by_raw
+from apps.sources.selectors import api_key_for_request
 
 
 class SourcePrincipal:
@@ -49,7 +49,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <key>'.")
-        key = api_key_by_raw(raw.strip())
+        key = api_key_for_request(raw.strip())
         if key is None:
             raise exceptions.AuthenticationFailed("The API key is unknown or has been revoked.")
         if key.kind == ApiKey.Kind.PUBLISHABLE and not origin_allowed(key.source, request.META.get("HTTP_ORIGIN")):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_vary_headers
 
 from apps.sources.models import Source
 
@@ -27,6 +28,13 @@ def _known_origins() -> frozenset[str]:
     return _cached[1]
 
 
+def forget_known_origins(**_: object) -> None:
+    """Drop the cached union of origins (connected to Source saves and deletes), so that this
+    process sees a changed source at once; other processes within _CACHE_SECONDS."""
+    global _cached
+    _cached = (0.0, frozenset())
+
+
 def _allowed(origin: str) -> bool:
     known = _known_origins()
     return "*" in known or origin in known
@@ -39,21 +47,22 @@ class FeedbackCorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        origin = request.headers.get("Origin")
-        if not origin or not request.path.startswith(self.PREFIX):
+        if not request.path.startswith(self.PREFIX):
             return self.get_response(request)
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        origin = request.headers.get("Origin")
+        if origin and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             response = HttpResponse(status=204)
             if _allowed(origin):
                 response["Access-Control-Allow-Origin"] = origin
                 response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
                 response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
                 response["Access-Control-Max-Age"] = "600"
-            response["Vary"] = "Origin"
-            return response
-        response = self.get_response(request)
-        if _allowed(origin):
-            response["Access-Control-Allow-Origin"] = origin
-            response["Access-Control-Expose-Headers"] = "Retry-After"
-        response["Vary"] = "Origin"
+        else:
+            response = self.get_response(request)
+            if origin and _allowed(origin):
+                response["Access-Control-Allow-Origin"] = origin
+                response["Access-Control-Expose-Headers"] = "Retry-After"
+        # Add to, never replace, what the view varies on (Accept, Cookie…): shared caches rely on
+        # it, and an answer without Origin must not be served to a browser that sends one.
+        patch_vary_headers(response, ["Origin"])
         return response

@@ -1,7 +1,8 @@
 """Fixed-window rate limits per key and per rater, counted in events per minute.
 
-With Redis configured as the cache, counts are shared by every web process (one pipelined
-round trip per request); embedded, they live in the web process's memory."""
+With Redis configured as the cache, counts are shared by every web process (one round trip
+per check: a small Lua script increments every counter and sets its expiry); embedded, they
+live in the web process's memory."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from django.core.cache import cache
+
+from apps.feedback.hashing import rater_hash
 
 WINDOW_SECONDS = 60
 
@@ -27,22 +30,41 @@ def _window() -> tuple[int, int]:
     return window, retry_after
 
 
+# INCRBY then EXPIRE for every counter, in one command: a batch of 1,000 raters is one short
+# request instead of a pipeline of 2,000 commands to pack and parse in Python.
+_INCR_AND_EXPIRE = """
+local totals = {}
+for i, name in ipairs(KEYS) do
+    totals[i] = redis.call('INCRBY', name, ARGV[i])
+    redis.call('EXPIRE', name, ARGV[#KEYS + 1])
+end
+return totals
+"""
+
+
 def _redis_client():  # type: ignore[no-untyped-def]
     backend = getattr(cache, "_cache", None)
     get_client = getattr(backend, "get_client", None)
-    return get_client(write=True) if get_client else None
+    if get_client is None:
+        return None
+    # Django builds a new client object on every get_client() (a measurable cost per request);
+    # it is only a handle on the backend's connection pool, so keep one beside the backend.
+    client = getattr(backend, "_sinkhole_ratelimit_client", None)
+    if client is None:
+        client = get_client(write=True)
+        client.sinkhole_incr_and_expire = client.register_script(_INCR_AND_EXPIRE)
+        client.sinkhole_check_request = client.register_script(_CHECK_REQUEST)
+        backend._sinkhole_ratelimit_client = client
+    return client
 
 
 def _incr_many(costs: dict[str, int]) -> dict[str, int]:
     """Add COSTS to their counters; return the new totals."""
     client = _redis_client()
     if client is not None:
-        pipe = client.pipeline(transaction=False)
-        for name, cost in costs.items():
-            pipe.incrby(name, cost)
-            pipe.expire(name, WINDOW_SECONDS * 2)
-        results = pipe.execute()
-        return {name: int(results[2 * i]) for i, name in enumerate(costs)}
+        names = list(costs)
+        totals = client.sinkhole_incr_and_expire(keys=names, args=[*costs.values(), WINDOW_SECONDS * 2])
+        return {name: int(total) for name, total in zip(names, totals, strict=True)}
     totals = {}
     for name, cost in costs.items():
         cache.add(name, 0, WINDOW_SECONDS * 2)
@@ -82,16 +104,86 @@ def check_key(*, key_id: int, limit: int, cost: int) -> Verdict:
     return Verdict(True)
 
 
-def check_raters(*, source_id: int, limit: int, raters: list[str]) -> tuple[set[str], int]:
-    """Charge one event per item to each rater; return the raters over LIMIT (their events are
-    refused and not charged) and the Retry-After for them."""
+def check_raters(*, source_id: int, limit: int, raters: list[str]) -> tuple[dict[str, int], int]:
+    """Charge one event per item to each rater, up to LIMIT per minute.
+
+    Returns, for each rater that went over, how many of its items in this request still fit
+    (the first ones, in request order; the rest are refused and not charged), and the
+    Retry-After for the refused ones. A rater absent from the answer is within its limit, so a
+    client that retries what was refused always makes progress."""
     counts = Counter(rater for rater in raters if rater)
     if limit <= 0 or not counts:
-        return set(), 0
+        return {}, 0
     window, retry_after = _window()
-    names = {rater: f"rl:rater:{source_id}:{rater}:{window}" for rater in counts}
+    names = _rater_counters(source_id, counts, window)
     totals = _incr_many({names[r]: c for r, c in counts.items()})
-    over = {rater for rater in counts if totals[names[rater]] > limit}
-    if over:
-        _decr_many({names[r]: counts[r] for r in over})
-    return over, retry_after if over else 0
+    fits = _rater_fits(counts, names, totals, limit)
+    return fits, retry_after if fits else 0
+
+
+def _rater_counters(source_id: int, counts: Counter[str], window: int) -> dict[str, str]:
+    # Rater ids are personal data: the counters are named by their keyed hash, never in clear.
+    return {rater: f"rl:rater:{source_id}:{rater_hash(source_id, rater)}:{window}" for rater in counts}
+
+
+def _rater_fits(counts: Counter[str], names: dict[str, str], totals: dict[str, int], limit: int) -> dict[str, int]:
+    """From the charged totals: the raters over LIMIT, with how many of their items fit; what
+    did not fit is given back."""
+    fits: dict[str, int] = {}
+    for rater, cost in counts.items():
+        before = totals[names[rater]] - cost
+        allowed = max(0, min(cost, limit - before))
+        if allowed < cost:
+            fits[rater] = allowed
+    if fits:
+        _decr_many({names[r]: counts[r] - fits[r] for r in fits})
+    return fits
+
+
+# check_key, then (if the key may go on) the raters' INCRBYs, atomically: one round trip.
+# Nil when the key is over its limit (its charge is given back at once), else the raters' totals.
+_CHECK_REQUEST = """
+local ttl, key_cost, first = ARGV[1], tonumber(ARGV[2]), 1
+if key_cost > 0 then
+    local total = redis.call('INCRBY', KEYS[1], key_cost)
+    redis.call('EXPIRE', KEYS[1], ttl)
+    if total > tonumber(ARGV[3]) then
+        redis.call('DECRBY', KEYS[1], key_cost)
+        return false
+    end
+    first = 2
+end
+local totals = {}
+for i = first, #KEYS do
+    totals[#totals + 1] = redis.call('INCRBY', KEYS[i], ARGV[4 + i - first])
+    redis.call('EXPIRE', KEYS[i], ttl)
+end
+return totals
+"""
+
+
+def check_request(
+    *, key_id: int, key_limit: int, cost: int, source_id: int, rater_limit: int, raters: list[str]
+) -> tuple[Verdict, dict[str, int], int]:
+    """`check_key`, then, if the key may go on, `check_raters` (nothing is charged to the raters
+    of a refused request): the same answers, in one round trip to Redis where there are two."""
+    client = _redis_client()
+    if client is None:
+        verdict = check_key(key_id=key_id, limit=key_limit, cost=cost)
+        if not verdict.allowed:
+            return verdict, {}, 0
+        return (verdict, *check_raters(source_id=source_id, limit=rater_limit, raters=raters))
+    window, retry_after = _window()
+    check_the_key = key_limit > 0 and cost > 0
+    counts = Counter(rater for rater in raters if rater) if rater_limit > 0 else Counter()
+    if not check_the_key and not counts:
+        return Verdict(True), {}, 0
+    names = _rater_counters(source_id, counts, window)
+    keys = ([f"rl:key:{key_id}:{window}"] if check_the_key else []) + list(names.values())
+    totals = client.sinkhole_check_request(
+        keys=keys, args=[WINDOW_SECONDS * 2, cost if check_the_key else 0, key_limit, *counts.values()]
+    )
+    if totals is None:
+        return Verdict(False, retry_after), {}, 0
+    fits = _rater_fits(counts, names, dict(zip(names.values(), map(int, totals), strict=True)), rater_limit)
+    return Verdict(True), fits, retry_after if fits else 0
