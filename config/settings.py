@@ -5,6 +5,7 @@ docs/configuration.md lists every variable."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -47,6 +48,8 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.sources",
     "apps.feedback",
+    "apps.quality",
+    "apps.connectors",
 ]
 
 MIDDLEWARE = [
@@ -83,6 +86,9 @@ TEMPLATES = [
 
 # --- Database: DATABASE_URL, or the embedded SQLite file -------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", "")
+# Demo pages (/demo/widget) issue a publishable key to whoever opens them: on by default only
+# with DEBUG or in embedded mode.
+SINKHOLE_DEMO_PAGES = env_bool("SINKHOLE_DEMO_PAGES", DEBUG or not DATABASE_URL)
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
@@ -94,14 +100,20 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "sinkhole.sqlite3",
-            # The worker writes beside the web process: wait for the lock instead of failing,
-            # and take it at the start of a write transaction so two writers never deadlock.
-            "OPTIONS": {
-                "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
+            # Tests use a file, not Django's in-memory default, so that a real Celery worker
+            # (tests/core/test_worker.py) can open the same database; the pid keeps two test
+            # runs in one checkout apart.
+            "TEST": {"NAME": str(DATA_DIR / f"test_sinkhole_{os.getpid()}.sqlite3")},
         }
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The worker writes beside the web process: wait for the lock instead of failing, and take
+    # it at the start of a write transaction so two writers never deadlock. (A sqlite:// URL
+    # gets the same options: the worker test points its worker at the test database that way.)
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -115,15 +127,27 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery: CELERY_BROKER_URL, or the embedded file-system broker ----------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Fan-out exchanges (worker remote control) live here; kombu's default is ./control.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # Seconds between looks at an empty queue folder (kombu's default, 1, made a worker take
+        # about one task a second): listing a folder ten times a second costs nothing.
+        "polling_interval": 0.1,
     }
+    # A web process may enqueue before any worker has started: the folders must already exist.
+    for _folder in ("queue", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+elif CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport, publishing through a kept client (apps/core/broker.py: a new
+    # client per message was a sixth of an ingest request's CPU).
+    CELERY_BROKER_TRANSPORT = "apps.core.broker:Transport"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
@@ -131,7 +155,7 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_WORKER_QUEUES = env_list("CELERY_WORKER_QUEUES", ["default", "ingest"])
+CELERY_WORKER_QUEUES = env_list("CELERY_WORKER_QUEUES", ["default", "ingest", "quality"])
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

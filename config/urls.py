@@ -13,4 +13,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("apps.feedback.urls")),
+    path("api/public/", include("apps.connectors.langfuse.urls")),
+    path("demo/", include("apps.core.demo_urls")),
 ]

@@ -3,27 +3,29 @@ limits, call one service or selector, serialize."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.conf import settings
+from django.db import OperationalError
 from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.exceptions import ApplicationError
+from apps.core.exceptions import ApiErrorSerializer, ApplicationError
 from apps.core.parsers import parse_json_body
 from apps.feedback import selectors
 from apps.feedback.models import Event
 from apps.feedback.openapi import EVENT_SCHEMA_REF, INGEST_EXAMPLES
-from apps.feedback.services.ingest import DUPLICATE, ERROR, feedback_ingest
+from apps.feedback.services.ingest import DUPLICATE, ERROR, ItemResult, feedback_ingest
 from apps.sources import ratelimit
 from apps.sources.auth import CanIngest, CanReadFeedback
-from apps.sources.models import ApiKey
+from apps.sources.models import ApiKey, Source
 
 
 class EventOutputSerializer(serializers.ModelSerializer):
@@ -38,12 +40,54 @@ class EventOutputSerializer(serializers.ModelSerializer):
 
 class EventDetailOutputSerializer(EventOutputSerializer):
     normalized = serializers.SerializerMethodField()
+    verdict = serializers.SerializerMethodField(
+        help_text="The quality pipeline's current verdict (null until the quality worker judged it)."
+    )
 
     class Meta(EventOutputSerializer.Meta):
-        fields = [*EventOutputSerializer.Meta.fields, "normalized"]
+        fields = [*EventOutputSerializer.Meta.fields, "normalized", "verdict"]
 
     def get_normalized(self, event: Event) -> dict[str, Any]:
         return selectors.event_normalized(event)
+
+    def get_verdict(self, event: Event) -> dict[str, Any] | None:
+        from apps.quality.selectors import verdict_as_dict  # quality builds on feedback
+
+        current = getattr(event, "current_verdicts", None)
+        return verdict_as_dict(current[0] if current else None)
+
+
+class EventPageOutputSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="The next (older) page, or null.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous (newer) page, or null.")
+    results = EventOutputSerializer(many=True)
+
+
+class IngestOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The server's id of the stored event (the original one for a retry).")
+    client_id = serializers.CharField(help_text="Your event id, or the one the server made up.")
+    status = serializers.CharField(help_text="`accepted`, `quarantined` or `duplicate`.")
+
+
+class BatchItemOutputSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The item's place in the request.")
+    status = serializers.CharField(help_text="`accepted`, `quarantined`, `duplicate` or `error`.")
+    id = serializers.IntegerField(required=False, help_text="Absent for an error.")
+    client_id = serializers.CharField(required=False)
+    code = serializers.CharField(required=False, help_text="For an error: `invalid` or `rate_limited`.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="For an error: messages by dotted field path, e.g. `messages.0.role`.",
+    )
+
+
+class BatchOutputSerializer(serializers.Serializer):
+    results = BatchItemOutputSerializer(many=True)
+    summary = serializers.DictField(child=serializers.IntegerField(), help_text="Items per status.")
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(response=ApiErrorSerializer, description=description)
 
 
 class _NewestFirst(CursorPagination):
@@ -51,6 +95,16 @@ class _NewestFirst(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 500
+
+    def decode_cursor(self, request: Request) -> Any:
+        # A mangled cursor is bad input (400), not a missing page (DRF's 404).
+        try:
+            return super().decode_cursor(request)
+        except NotFound as exc:
+            raise ApplicationError(
+                "The request is invalid; see fields.",
+                fields={"cursor": ["is not a cursor from this list's `next` or `previous`"]},
+            ) from exc
 
 
 def _client_ip(request: Request) -> str:
@@ -91,6 +145,60 @@ def _read_items(request: Request) -> tuple[list[Any], bool]:
     return data, True
 
 
+def _over_limit_items(items: list[Any], fits: dict[str, int]) -> set[int]:
+    """Indices of the items beyond what their rater may still send this minute (FITS holds, for
+    each rater over its limit, how many of its items fit: the first ones in request order)."""
+    if not fits:
+        return set()
+    seen: Counter[str] = Counter()
+    limited = set()
+    for index, item in enumerate(items):
+        rater = item.get("rater") if isinstance(item, dict) else None
+        if isinstance(rater, str) and rater in fits:
+            seen[rater] += 1
+            if seen[rater] > fits[rater]:
+                limited.add(index)
+    return limited
+
+
+_DEADLOCK = "40P01"
+
+
+def _ingest(*, source: Source, items: list[Any], client_ip: str) -> list[ItemResult]:
+    """feedback_ingest, again if PostgreSQL broke a deadlock: two overlapping batches that list
+    the same new ids in different orders each wait for the other's rows. The loser rolled back
+    whole, so running it again is safe; it then answers `duplicate` for what the winner stored."""
+    for attempt in range(3):
+        try:
+            return feedback_ingest(source=source, items=items, client_ip=client_ip)
+        except OperationalError as exc:
+            if attempt == 2 or getattr(exc.__cause__, "sqlstate", None) != _DEADLOCK:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _ingest_within_limits(
+    *, source: Source, items: list[Any], limited: set[int], client_ip: str, retry_after: int
+) -> list[ItemResult]:
+    """Ingest the items not in LIMITED; answer those with `rate_limited`; keep request order."""
+    if not limited:
+        return _ingest(source=source, items=items, client_ip=client_ip)
+    kept = [index for index in range(len(items)) if index not in limited]
+    results: list[ItemResult | None] = [None] * len(items)
+    if kept:
+        for result in _ingest(source=source, items=[items[i] for i in kept], client_ip=client_ip):
+            result.index = kept[result.index]
+            results[result.index] = result
+    message = f"this rater is over the source's limit of {source.rater_rate_limit_per_minute} events per minute; retry in {retry_after} s"
+    for index in limited:
+        client_id = items[index].get("id")
+        results[index] = ItemResult(
+            index, ERROR, client_id=client_id if isinstance(client_id, str) else None,
+            code="rate_limited", errors={"rater": [message]},
+        )
+    return [result for result in results if result is not None]
+
+
 class FeedbackApi(APIView):
     """POST ingests feedback; GET lists it."""
 
@@ -102,14 +210,16 @@ class FeedbackApi(APIView):
         summary="Send feedback: one event, or a batch of up to 1,000",
         request={"application/json": EVENT_SCHEMA_REF},
         responses={
-            201: OpenApiResponse(description="One event stored: `{\"id\", \"client_id\", \"status\"}`."),
-            200: OpenApiResponse(description="One event that was already stored (a retry): status `duplicate`."),
-            207: OpenApiResponse(description="A batch: `results` holds one entry per item, in order."),
-            400: OpenApiResponse(description="Not JSON, not UTF-8, or an invalid single event (see `error.fields`)."),
-            401: OpenApiResponse(description="Missing, unknown or revoked key."),
-            403: OpenApiResponse(description="A publishable key from an origin the source does not allow."),
-            413: OpenApiResponse(description="Over 5 MB or over 1,000 events."),
-            429: OpenApiResponse(description="Over the key's or the rater's rate limit; see Retry-After. Nothing stored."),
+            201: OpenApiResponse(response=IngestOutputSerializer, description="One event stored."),
+            200: OpenApiResponse(response=IngestOutputSerializer,
+                                 description="One event that was already stored (a retry): status `duplicate`."),
+            207: OpenApiResponse(response=BatchOutputSerializer,
+                                 description="A batch: `results` holds one entry per item, in order."),
+            400: _error("Not JSON, not UTF-8, or an invalid single event (see `error.fields`)."),
+            401: _error("Missing, unknown or revoked key."),
+            403: _error("A publishable key from an origin the source does not allow."),
+            413: _error("Over 5 MB or over 1,000 events."),
+            429: _error("Over the key's or the rater's rate limit; see Retry-After. Nothing stored."),
         },
         examples=INGEST_EXAMPLES,
     )
@@ -118,21 +228,30 @@ class FeedbackApi(APIView):
         source = key.source
         items, is_batch = _read_items(request)
 
-        verdict = ratelimit.check_key(key_id=key.pk, limit=source.rate_limit_per_minute, cost=len(items))
+        limit = source.rate_limit_per_minute
+        raters = [item.get("rater") for item in items if isinstance(item, dict) and isinstance(item.get("rater"), str)]
+        # The key's limit, then the raters' (charged only if the key may go on): one round trip.
+        verdict, fits, retry_after = ratelimit.check_request(
+            key_id=key.pk, key_limit=limit, cost=len(items),
+            source_id=source.pk, rater_limit=source.rater_rate_limit_per_minute, raters=raters,
+        )
         if not verdict.allowed:
+            message = (
+                f"This batch has {len(items)} events, more than this key's limit of {limit} per minute: "
+                "split it; nothing was stored."
+                if len(items) > limit else
+                f"This key is over its limit of {limit} events per minute; nothing was stored."
+            )
             raise ApplicationError(
-                f"This key is over its limit of {source.rate_limit_per_minute} events per minute; nothing was stored.",
-                code="rate_limited", status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+                message, code="rate_limited", status_code=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": str(verdict.retry_after)},
             )
-        raters = [item.get("rater") for item in items if isinstance(item, dict) and isinstance(item.get("rater"), str)]
-        over, retry_after = ratelimit.check_raters(
-            source_id=source.pk, limit=source.rater_rate_limit_per_minute, raters=raters
+        limited = _over_limit_items(items, fits)
+        results = _ingest_within_limits(
+            source=source, items=items, limited=limited, client_ip=_client_ip(request),
+            retry_after=retry_after,
         )
-        results = feedback_ingest(
-            source=source, items=items, client_ip=_client_ip(request), over_limit_raters=frozenset(over)
-        )
-        headers = {"Retry-After": str(retry_after)} if over else {}
+        headers = {"Retry-After": str(retry_after)} if limited else {}
         if is_batch:
             summary: dict[str, int] = {}
             for result in results:
@@ -167,12 +286,23 @@ class FeedbackApi(APIView):
             OpenApiParameter("limit", int, description="Page size, at most 500."),
             OpenApiParameter("cursor", str, description="From the previous page's `next`."),
         ],
-        responses={200: EventOutputSerializer(many=True)},
+        responses={
+            200: EventPageOutputSerializer,
+            400: _error("A bad filter value (see `error.fields`)."),
+            401: _error("No key and no login."),
+            403: _error("A publishable key, or a login without the view permission."),
+        },
     )
     def get(self, request: Request) -> Response:
         filters = FeedbackListFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         own_source = request.auth.source if isinstance(request.auth, ApiKey) else None
+        if own_source is None and filters.validated_data.get("rater") and not filters.validated_data.get("source"):
+            # Rater ids are hashed per source: without one there is nothing to look them up by.
+            raise ApplicationError(
+                "The request is invalid; see fields.",
+                fields={"rater": ["needs 'source': rater ids are pseudonymous per source"]},
+            )
         qs = selectors.event_list(source=own_source, source_name=None if own_source else filters.validated_data.get("source"),
                                   **{k: v for k, v in filters.validated_data.items() if k != "source"})
         paginator = _NewestFirst()
@@ -197,7 +327,12 @@ class FeedbackDetailApi(APIView):
     @extend_schema(
         operation_id="feedback_detail",
         summary="One event: as stored, and its normalized rows",
-        responses={200: EventDetailOutputSerializer, 404: OpenApiResponse(description="No such event in your scope.")},
+        responses={
+            200: EventDetailOutputSerializer,
+            401: _error("No key and no login."),
+            403: _error("A publishable key, or a login without the view permission."),
+            404: _error("No such event in your scope."),
+        },
     )
     def get(self, request: Request, event_id: int) -> Response:
         qs = selectors.event_detail_queryset()

@@ -50,9 +50,13 @@ def event_list(
 
 
 def event_detail_queryset() -> QuerySet[Event]:
+    """Events with their derived rows and current quality verdict prefetched."""
+    from apps.quality.selectors import current_verdicts_prefetch  # quality builds on feedback
+
     return Event.objects.select_related("source", "rating_row").prefetch_related(
         Prefetch("interactions", queryset=Interaction.objects.order_by("position")),
         Prefetch("comparisons", queryset=Comparison.objects.select_related("interaction_a", "interaction_b")),
+        current_verdicts_prefetch(),
     )
 
 
