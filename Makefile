@@ -21,7 +21,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) bench/ingest.py
+	$(PY) bench/ingest.py $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

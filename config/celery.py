@@ -1,5 +1,6 @@
-"""The Celery app. Queues: `ingest` (post-ingest processing), `default`; later `quality`,
-`datasets` and `training` (GPU workers start with `-Q training`)."""
+"""The Celery app. Queues: `ingest` (post-ingest normalization), `quality` (filters and the
+spam classifier), `default` (connectors, everything else); later `datasets` and `training`
+(GPU workers start with `-Q training`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         # A run that waited over a minute in the queue is stale: the next one does its work.
         "options": {"queue": "default", "expires": 55},
+    },
+    "quality-retrain-classifier": {
+        "task": "quality.retrain_classifier",
+        "schedule": float(os.environ.get("QUALITY_RETRAIN_SECONDS", "3600")),
+        "options": {"queue": "quality"},
     },
 }
 

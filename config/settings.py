@@ -246,3 +246,12 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# --- Quality pipeline knobs: QUALITY_<NAME>, numbers; apps/quality/conf.py lists each with its
+# default and meaning (velocity windows, flood thresholds, daily vote caps, classifier cut-off).
+for _name, _raw in os.environ.items():
+    if _name.startswith("QUALITY_"):
+        try:
+            globals()[_name] = float(_raw) if any(c in _raw for c in ".eE") else int(_raw)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{_name}={_raw!r} is not a number") from exc

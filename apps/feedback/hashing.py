@@ -19,8 +19,10 @@ def keyed_hash(value: str, *, namespace: str) -> str:
     return hmac.new(_key(), f"{namespace}\x00{value}".encode(), hashlib.sha256).hexdigest()
 
 
+@lru_cache(maxsize=8192)
 def rater_hash(source_id: int, rater: str) -> str:
-    """Raters are pseudonymous per source: 'alice' of one front-end is not 'alice' of another."""
+    """Raters are pseudonymous per source: 'alice' of one front-end is not 'alice' of another.
+    Remembered for recent raters: a batch hashes each rater twice (rate limit, then storage)."""
     return keyed_hash(f"{source_id}\x00{rater}", namespace="rater")
 
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 MAX_TEXT = 100_000  # characters in one message or response
 MAX_SHORT = 200  # ids, model names, raters
@@ -18,10 +26,21 @@ MAX_RESPONSES = 20
 MAX_TAGS = 50
 MAX_METADATA_BYTES = 16_384
 MAX_METADATA_DEPTH = 8
+# Any other field (message extras such as tool_calls, content parts) may nest this deep; deeper
+# junk is refused before it reaches the redactor or the JSON encoder, which both recurse.
+MAX_EVENT_DEPTH = 32
 
 Short = Annotated[str, Field(min_length=1, max_length=MAX_SHORT)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Tag = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class FieldError(ValueError):
+    """A cross-field check that belongs to one field: reported under FIELD, not the event."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class _Strict(BaseModel):
@@ -55,10 +74,13 @@ class _EventBase(_Strict):
     model: Short | None = None
     checkpoint: Short | None = Field(None, description="Registry id of the checkpoint that answered.")
     messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)]
-    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = []
+    # Factories, not `= []` / `= {}`: pydantic deep-copies a mutable default for every event.
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(
+        default_factory=list, json_schema_extra={"default": []}
+    )
     reason: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     comment: Annotated[str, Field(max_length=MAX_COMMENT)] | None = None
-    metadata: dict[str, Any] = {}
+    metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra={"default": {}})
     consent: bool | None = Field(None, description="May this feedback train models? Default: the source's.")
     licence: Annotated[str, Field(max_length=100)] | None = None
     timestamp: datetime | None = Field(None, description="When the user gave the feedback (ISO 8601).")
@@ -84,7 +106,7 @@ class _EventBase(_Strict):
     def _metadata_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
         import orjson
 
-        if _depth(value) > MAX_METADATA_DEPTH:
+        if _deeper_than(value, MAX_METADATA_DEPTH):
             raise ValueError(f"is nested deeper than {MAX_METADATA_DEPTH} levels")
         try:
             size = len(orjson.dumps(value))
@@ -95,20 +117,44 @@ class _EventBase(_Strict):
         return value
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    if level > MAX_METADATA_DEPTH + 1:
+def _depth(value: Any, level: int = 1, limit: int = MAX_METADATA_DEPTH) -> int:
+    """How deep VALUE nests, counting stops once past LIMIT (so junk cannot exhaust the stack)."""
+    if level > limit + 1:
         return level
     if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
+        return max((_depth(v, level + 1, limit) for v in value.values()), default=level)
     if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
+        return max((_depth(v, level + 1, limit) for v in value), default=level)
     return level
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """`_depth(value, 1, limit) > limit`, without recursion or visiting scalars one call each:
+    the check runs on every field of every event. VALUE counts as level 1, and a container at
+    level L puts its items, scalars too, at level L + 1."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    if not stack:
+        return limit < 1
+    while stack:
+        node, level = stack.pop()
+        items = node.values() if isinstance(node, dict) else node
+        if level >= limit:
+            if level > limit or items:
+                return True
+            continue
+        for item in items:
+            if isinstance(item, dict | list):
+                stack.append((item, level + 1))
+    return False
+
+
 def _no_booleans(value: Any) -> Any:
-    # JSON true is not the number 1: a client sending booleans has misread the schema.
+    # JSON true is not the number 1, and 1.0 is not a choice between 1 and -1: a client sending
+    # either has misread the schema (and the literal checks would quietly take them).
     if isinstance(value, bool):
         raise ValueError("must be a number, not true/false")
+    if isinstance(value, float):
+        raise ValueError("must be a whole number, such as 1 (not 1.0)")
     return value
 
 
@@ -123,7 +169,7 @@ class RatingEvent(_EventBase):
     @model_validator(mode="after")
     def _has_a_judgement(self) -> RatingEvent:
         if self.rating is None and self.score is None:
-            raise ValueError("a rating event needs 'rating' (1 or -1) or 'score' (1-10)")
+            raise FieldError("rating", "a rating event needs 'rating' (1 or -1) or 'score' (1-10)")
         return self
 
 
@@ -145,8 +191,9 @@ class RankingEvent(_EventBase):
     @model_validator(mode="after")
     def _ranking_is_a_permutation(self) -> RankingEvent:
         if sorted(self.ranking) != list(range(len(self.responses))):
-            raise ValueError(
-                f"'ranking' must list each index of 'responses' (0..{len(self.responses) - 1}) exactly once"
+            raise FieldError(
+                "ranking",
+                f"must list each index of 'responses' (0..{len(self.responses) - 1}) exactly once",
             )
         return self
 
@@ -159,7 +206,7 @@ class EditEvent(_EventBase):
     @model_validator(mode="after")
     def _edit_changes_something(self) -> EditEvent:
         if self.edited == self.response:
-            raise ValueError("'edited' is the same as 'response'")
+            raise FieldError("edited", "is the same as 'response'")
         return self
 
 
@@ -192,15 +239,23 @@ def validate_event(data: Any) -> tuple[RatingEvent | PreferenceEvent | RankingEv
     kind = data.get("type")
     if kind not in EVENT_TYPES:
         return None, {"type": [f"must be one of {', '.join(EVENT_TYPES)}"]}
+    too_deep = [
+        name for name, value in data.items()
+        if name != "metadata" and isinstance(value, list | dict) and _deeper_than(value, MAX_EVENT_DEPTH)
+    ]
+    if too_deep:
+        return None, {name: [f"is nested deeper than {MAX_EVENT_DEPTH} levels"] for name in too_deep}
     try:
         return _event_adapter.validate_python(data), {}
     except ValidationError as exc:
         fields: dict[str, list[str]] = {}
-        for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        for error in exc.errors(include_url=False, include_input=False):
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "is not a field of this event type (put extra data in 'metadata')"
-            messages = fields.setdefault(_loc(tuple(error["loc"])), [])
+            cause = error.get("ctx", {}).get("error")
+            path = cause.field if isinstance(cause, FieldError) else _loc(tuple(error["loc"]))
+            messages = fields.setdefault(path, [])
             if message not in messages:
                 messages.append(message)
         return None, fields

@@ -1,14 +1,9 @@
 """Celery entry points of the quality app, all on the `quality` queue: they take ids, call a
-service, and own retries. `PERIODIC` is the beat schedule the settings merge in."""
+service, and own retries. Periodic retraining is scheduled in config/celery.py."""
 
 from __future__ import annotations
 
 from celery import shared_task
-
-PERIODIC = {
-    "quality-retrain-classifier": {"task": "quality.retrain_classifier", "schedule": 3600.0},
-}
-
 
 @shared_task(
     name="quality.judge_events",

@@ -11,6 +11,7 @@ import pytest
 
 from apps.core.health import queue_depths
 from apps.feedback.models import Comparison, Event, Interaction, Rating
+from apps.quality.models import Verdict
 from tests.conftest import Api, preference, rating
 from tests.core.conftest import WorkerProcess
 
@@ -61,13 +62,16 @@ def test_a_real_worker_derives_the_normalized_rows_of_events_posted_through_the_
     assert Event.objects.count() == 3
     assert Interaction.objects.count() == 0
     assert queue_depths()["ingest"] == 1
+    assert queue_depths()["quality"] == 1
 
     worker = WorkerProcess(live_broker, tmp_path / "worker.log")
     try:
         wait_for(
-            lambda: Comparison.objects.count() == 4 and Rating.objects.count() == 1,
+            lambda: Comparison.objects.count() == 4
+            and Rating.objects.count() == 1
+            and Verdict.objects.filter(is_current=True).count() == 3,
             timeout=WORKER_TIMEOUT_S,
-            what="the worker did not derive 1 rating and 4 comparisons",
+            what="the worker did not derive 1 rating and 4 comparisons and judge 3 events",
             log=worker.log,
         )
         assert worker.proc.poll() is None, worker.log()
@@ -86,6 +90,11 @@ def test_a_real_worker_derives_the_normalized_rows_of_events_posted_through_the_
     }
     assert pairs == {("m-a", "m-b"): "b", ("m-a", "m-c"): "b", ("m-b", "m-c"): "a"}
     assert queue_depths()["ingest"] == 0
+    # The quality pipeline judged each event, on its own queue, and kept all three.
+    verdicts = Verdict.objects.filter(is_current=True)
+    assert {v.event.client_id for v in verdicts} == {"w-rating", "w-preference", "w-ranking"}
+    assert all(v.status == "accepted" for v in verdicts), [v.reasons for v in verdicts]
+    assert queue_depths()["quality"] == 0
 
 
 def test_a_worker_stops_cleanly_on_sigterm(live_broker, tmp_path):

@@ -197,11 +197,14 @@ def test_a_rebuild_reports_progress(stored: list[int]) -> None:
     assert seen == [3, 1]
 
 
-def test_the_ingest_task_normalizes_after_commit(api: Api, django_capture_on_commit_callbacks: Any) -> None:
+def test_the_ingest_task_normalizes_and_judges_after_commit(api: Api, django_capture_on_commit_callbacks: Any) -> None:
+    from apps.quality.models import Verdict
+
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         event_id = api.post(ranking()).json()["id"]
 
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # normalization and the quality verdict, each once
+    assert Verdict.objects.filter(event_id=event_id, is_current=True).count() == 1
     assert Interaction.objects.filter(event_id=event_id).count() == 4
     assert Comparison.objects.filter(event_id=event_id).count() == 6
 

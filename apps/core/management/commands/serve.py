@@ -106,6 +106,9 @@ class Command(BaseCommand):
                 "sinkhole@%h",
                 "--without-gossip",
                 "--without-mingle",
+                # The periodic jobs (connector pulls, classifier retraining) run from a beat
+                # embedded in this one worker; a deployment runs exactly one beat.
+                "--beat",
             ],
             env,
         )
