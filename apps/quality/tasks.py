@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+
 @shared_task(
     name="quality.judge_events",
     queue="quality",

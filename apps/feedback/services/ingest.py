@@ -163,7 +163,9 @@ def feedback_ingest(
         new_ids = list(inserted.values())
         if new_ids:
             from apps.feedback.tasks import normalize_events
-            from apps.quality.tasks import judge_events  # the quality pipeline judges every new event
+            from apps.quality.tasks import (
+                judge_events,  # the quality pipeline judges every new event
+            )
 
             # robust: the events are stored whatever the broker does; if it is down, the answer
             # is still the truth, and `normalize_feedback` / `requalify` catch up afterwards.
