@@ -535,9 +535,11 @@ def test_progress_reports_every_byte_of_the_file(src, tmp_path) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_big_file_streams_through_in_flat_memory(make_source, tmp_path, monkeypatch) -> None:
     # Committed batches, as in production: inside a test transaction every batch's on-commit
-    # hook would pile up until the end. Deriving rows is the normalizer's job (and tests), not
-    # the import's, so its task is stubbed; PII redaction is off only to save time.
+    # hook would pile up until the end. Deriving rows and judging quality are the worker's jobs
+    # (tested elsewhere), not the import's, so their tasks are stubbed (the quality pipeline
+    # would load its classifier into this process); PII redaction is off only to save time.
     from apps.feedback import tasks
+    from apps.quality import tasks as quality_tasks
 
     class NotNow:
         @staticmethod
@@ -545,6 +547,7 @@ def test_a_big_file_streams_through_in_flat_memory(make_source, tmp_path, monkey
             return None
 
     monkeypatch.setattr(tasks, "normalize_events", NotNow)
+    monkeypatch.setattr(quality_tasks, "judge_events", NotNow)
     source = make_source("big-import", redact_pii=False).source
     lines = 50_000
     path = tmp_path / "battles.jsonl"
