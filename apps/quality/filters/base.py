@@ -9,6 +9,7 @@ classifier call for many texts) do it once per batch in `prepare(batch)` and lea
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
@@ -114,7 +115,7 @@ class Context:
         return self.batch.state
 
 
-class Filter:
+class Filter(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     # Content filters judge an event from its own payload alone; the others read history.
@@ -124,8 +125,9 @@ class Filter:
         """The version recorded on verdicts (the classifier adds the version of its model)."""
         return self.version
 
-    def prepare(self, batch: Batch) -> None:
+    def prepare(self, batch: Batch) -> None:  # noqa: B027 (optional hook, not abstract)
         """Batch-wide work before `check` is called for each event; by default none."""
 
+    @abstractmethod
     def check(self, ctx: Context) -> FilterResult:
-        raise NotImplementedError
+        """Judge one event: pass, or flag it with reasons and a score."""
