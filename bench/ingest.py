@@ -1,21 +1,24 @@
 """Ingest benchmark: the HTTP API in production shape against raw COPY, on one machine.
 
-    .venv/bin/python bench/ingest.py            (or `make bench`)
+    .venv/bin/python bench/ingest.py [--rounds 3] [--batches 40] [--rate 300] [--seconds 15]
+    make bench BENCH_ARGS="..."
 
 1. Starts a throw-away PostgreSQL and Redis (scripts/services.sh, free ports, a temp folder)
    unless DATABASE_URL is set; creates and migrates a fresh database either way.
 2. Creates a source, writes realistic events (every type, ~1 KB each, some with PII) to disk.
-3. Starts gunicorn on 127.0.0.1 with DEBUG off and a load generator (bench/loadgen.py) in its
-   own process: batches of 1,000 events, closed loop, CONCURRENCY requests in flight.
-4. Starts the real Celery worker to drain the `feedback.normalize_events` tasks the batches
-   enqueued, and times it (it is stopped during the other phases: on two cores it would
-   steal the CPU the web workers are measured on).
-5. COPYs the very rows the API stored (read back from feedback_event) into two scratch tables
-   with psycopg's cursor.copy: one with feedback_event's indexes, one bare.
+3. Starts gunicorn (config/gunicorn.py, 3 sync workers) on 127.0.0.1 with DEBUG off.
+4. Rounds: the load generator (bench/loadgen.py, its own process) posts batches of 1,000
+   events, closed loop, CONCURRENCY in flight; then psycopg's cursor.copy COPYs the very
+   rows the API stored (read back from feedback_event) into two scratch tables, one with
+   feedback_event's indexes, one bare. The ratio is the median of the rounds'.
+5. The real Celery worker drains the `feedback.normalize_events` tasks the batches enqueued,
+   timed over at most 20 s (no worker runs during the measured phases: on two cores it
+   would take the CPU the web workers are measured on).
 6. Single events at a steady open-loop rate: p50/p99/max latency and errors.
 
-Prints a table and writes bench/results/ingest-<time>.json. Everything it started is stopped
-by pid at the end, also on Ctrl-C."""
+Before each measured step the event log is VACUUM ANALYZEd and checkpointed. Prints a table
+and writes bench/results/ingest-<time>.json (docs/benchmarks.md explains every number).
+Everything it started is stopped by pid at the end, also on Ctrl-C."""
 
 from __future__ import annotations
 
