@@ -6,48 +6,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.connectors.models import OpenWebUIConnector
-from apps.feedback.services.importing import ImportSummary
-from apps.feedback.services.ingest import (
-    ACCEPTED,
-    DUPLICATE,
-    QUARANTINED,
-    ItemResult,
-    feedback_ingest,
-)
-from apps.sources.models import Source
 
 logger = logging.getLogger(__name__)
-
-
-def events_ingest(
-    *, source: Source, events: list[dict[str, Any]], places: list[str], summary: ImportSummary
-) -> None:
-    """Store EVENTS (mapped by an importer's reader; PLACES says where each came from) through
-    `feedback_ingest`, and count them into SUMMARY: new, duplicate, or rejected with a reason."""
-    if not events:
-        return
-    results = feedback_ingest(source=source, items=events)
-    for result, where in zip(results, places, strict=True):
-        if result.status in (ACCEPTED, QUARANTINED):
-            summary.imported += 1
-            summary.quarantined += result.status == QUARANTINED
-        elif result.status == DUPLICATE:
-            summary.duplicate += 1
-        else:
-            summary.reject(f"{where}: {_errors(result)}")
-
-
-def _errors(result: ItemResult) -> str:
-    if not result.errors:
-        return result.code or "invalid"
-    return "; ".join(f"{path}: {' '.join(messages)}" for path, messages in result.errors.items())
 
 
 def connectors_run_due(*, now: datetime | None = None) -> list[int]:

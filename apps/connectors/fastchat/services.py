@@ -28,10 +28,9 @@ from typing import Any, BinaryIO
 
 from apps.connectors.models import FastChatLogCursor
 from apps.connectors.selectors import fastchat_cursor
-from apps.connectors.services import events_ingest
 from apps.feedback.importers.base import Record, read_json_records
 from apps.feedback.importers.fastchat import reader as fastchat_reader
-from apps.feedback.services.importing import ImportSummary
+from apps.feedback.services.importing import ImportSummary, feedback_batch_ingest
 from apps.sources.models import Source
 
 logger = logging.getLogger(__name__)
@@ -209,7 +208,7 @@ class LogFollower:
                     summary.skip(f"{where}: {record.skipped}")
                 else:
                     summary.reject(f"{where}: {record.error}")
-        events_ingest(source=self.cursor.source, events=events, places=places, summary=summary)
+        feedback_batch_ingest(source=self.cursor.source, events=events, places=places, summary=summary)
 
     def _advance(self, offset: int, lines: int) -> None:
         cursor = self.cursor

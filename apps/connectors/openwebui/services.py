@@ -23,10 +23,9 @@ from django.utils import timezone
 
 from apps.connectors.models import OpenWebUIConnector
 from apps.connectors.openwebui.client import OpenWebUIError, open_export
-from apps.connectors.services import events_ingest
 from apps.feedback.importers.base import Record, read_json_records
 from apps.feedback.importers.openwebui import reader as openwebui_reader
-from apps.feedback.services.importing import ImportSummary
+from apps.feedback.services.importing import ImportSummary, feedback_batch_ingest
 from apps.sources.models import Source
 
 logger = logging.getLogger(__name__)
@@ -175,7 +174,7 @@ def _pull(
                 events.append(record.event)
                 places.append(record.where)
                 if len(events) >= batch_size:
-                    events_ingest(
+                    feedback_batch_ingest(
                         source=connector.source, events=events, places=places, summary=summary
                     )
                     events, places = [], []
@@ -183,7 +182,7 @@ def _pull(
                 summary.skip(f"{record.where}: {record.skipped}")
             elif record.where not in mapped:
                 # The reader could not even parse this record: the answer is cut or garbled.
-                events_ingest(
+                feedback_batch_ingest(
                     source=connector.source, events=events, places=places, summary=summary
                 )
                 raise OpenWebUIError(
@@ -191,7 +190,7 @@ def _pull(
                 )
             else:
                 summary.reject(f"{record.where}: {record.error}")
-    events_ingest(source=connector.source, events=events, places=places, summary=summary)
+    feedback_batch_ingest(source=connector.source, events=events, places=places, summary=summary)
     result.watermark = newest
 
 

@@ -145,20 +145,27 @@ def feedback_import(
                 events.append(record.event)
                 places.append(record.where)
                 if len(events) >= batch_size:
-                    _ingest(source, events, places, summary)
+                    feedback_batch_ingest(source=source, events=events, places=places, summary=summary)
                     events, places = [], []
             elif record.skipped is not None:
                 summary.skip(f"{record.where}: {record.skipped}")
             else:
                 summary.reject(f"{record.where}: {record.error}")
         if events:
-            _ingest(source, events, places, summary)
+            feedback_batch_ingest(source=source, events=events, places=places, summary=summary)
     summary.seconds = time.perf_counter() - started
     logger.info("feedback import finished", extra={"import": summary.as_dict()})
     return summary
 
 
-def _ingest(source: Source, events: list[Any], places: list[str], summary: ImportSummary) -> None:
+def feedback_batch_ingest(
+    *, source: Source, events: list[Any], places: list[str], summary: ImportSummary
+) -> None:
+    """Store EVENTS (mapped by an importer's reader; PLACES says where each came from) through
+    `feedback_ingest`, and count them into SUMMARY: new, duplicate, or rejected with a reason.
+    Importers and connectors (Open WebUI pulls, FastChat follower, Langfuse) share it."""
+    if not events:
+        return
     results = feedback_ingest(source=source, items=events)
     for result, where in zip(results, places, strict=True):
         if result.status in (ACCEPTED, QUARANTINED):
