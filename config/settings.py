@@ -101,6 +101,9 @@ if DATABASE_URL:
             DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True
         )
     }
+    # Two test runs on one server (parallel checkouts) each need their own test database.
+    if TEST_DATABASE_NAME := env_str("TEST_DATABASE_NAME", ""):
+        DATABASES["default"]["TEST"] = {"NAME": TEST_DATABASE_NAME}
 else:
     DATABASES = {
         "default": {
