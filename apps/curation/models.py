@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -50,6 +51,22 @@ class Decision(models.Model):
     undone_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    verdict = models.ForeignKey(
+        "quality.Verdict",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="For accept/reject: the verdict this decision made current.",
+    )
+    previous_verdict = models.ForeignKey(
+        "quality.Verdict",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="For accept/reject: the verdict that was current before (undo brings it back).",
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -87,3 +104,18 @@ class EventTag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} on {self.event_id}"
+
+
+class EventSearch(models.Model):
+    """The full-text document of one event (PostgreSQL: `to_tsvector('english', payload)`, with
+    a GIN index), stored beside the append-only log so a search never recomputes it per row.
+    Filled by `search.search_index_catch_up` (the `curation.index_search` task, and inline for a
+    small tail at search time). Unused on SQLite, whose fallback searches the payload text."""
+
+    event = models.OneToOneField(
+        Event, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    document = SearchVectorField(null=True)
+
+    def __str__(self) -> str:
+        return f"search document of {self.event_id}"

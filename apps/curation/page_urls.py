@@ -1,5 +1,24 @@
-"""The curation pages (server-rendered, Django login)."""
+"""The curation pages (server-rendered, Django login), mounted at the site root."""
 
-from django.urls import path  # noqa: F401
+from django.contrib.auth import views as auth_views
+from django.urls import path
 
-urlpatterns: list = []
+from apps.curation import pages
+
+urlpatterns = [
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(
+            template_name="registration/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path(
+        "accounts/logout/",
+        auth_views.LogoutView.as_view(next_page="/accounts/login/"),
+        name="logout",
+    ),
+    path("inbox/", pages.inbox, name="inbox"),
+    path("events/<int:event_id>/", pages.event_detail, name="event-page"),
+    path("dashboard/", pages.dashboard, name="dashboard"),
+]
