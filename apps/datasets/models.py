@@ -33,6 +33,14 @@ class EvalSet(models.Model):
     prompts_hashes = models.JSONField(default=list, help_text="Normalized prompt hashes.")
     prompts = models.PositiveIntegerField(default=0)
     file_name = models.CharField(max_length=255, blank=True)
+    ngrams = models.JSONField(
+        default=list, blank=True, help_text="Hashed word 13-grams of the prompts (overlap check)."
+    )
+    digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="sha256 of the hashes: part of a version's content hash.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -59,14 +67,20 @@ class Recipe(models.Model):
     )
     dedup_exact = models.BooleanField(default=True)
     dedup_near = models.BooleanField(default=False)
-    near_threshold = models.FloatField(default=0.9, help_text="Jaccard similarity for near duplicates.")
+    near_threshold = models.FloatField(
+        default=0.9, help_text="Jaccard similarity for near duplicates."
+    )
     decontaminate = models.ForeignKey(
         EvalSet, null=True, blank=True, on_delete=models.PROTECT, related_name="recipes"
     )
     test_fraction = models.FloatField(default=0.1)
     max_rows = models.PositiveIntegerField(null=True, blank=True)
-    kto_desirable_weight = models.FloatField(null=True, blank=True, help_text="Blank: from class balance.")
-    kto_undesirable_weight = models.FloatField(null=True, blank=True, help_text="Blank: from class balance.")
+    kto_desirable_weight = models.FloatField(
+        null=True, blank=True, help_text="Blank: from class balance."
+    )
+    kto_undesirable_weight = models.FloatField(
+        null=True, blank=True, help_text="Blank: from class balance."
+    )
     seed = models.IntegerField(default=0)
     adhoc = models.BooleanField(default=False, help_text="Made by build_dataset from flags.")
     created_by = models.ForeignKey(
@@ -81,7 +95,9 @@ class Recipe(models.Model):
             models.CheckConstraint(
                 condition=Q(test_fraction__gte=0, test_fraction__lt=1), name="recipe_test_fraction"
             ),
-            models.CheckConstraint(condition=Q(min_trust__gte=0, min_trust__lte=1), name="recipe_min_trust"),
+            models.CheckConstraint(
+                condition=Q(min_trust__gte=0, min_trust__lte=1), name="recipe_min_trust"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -103,7 +119,9 @@ class DatasetVersion(models.Model):
     message = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
     content_hash = models.CharField(max_length=64, blank=True, db_index=True)
-    rows = models.JSONField(default=dict, blank=True, help_text='Per split: {"train": n, "test": n}.')
+    rows = models.JSONField(
+        default=dict, blank=True, help_text='Per split: {"train": n, "test": n}.'
+    )
     stats = models.JSONField(default=dict, blank=True, help_text="The stats card.")
     files = models.JSONField(
         default=dict,
@@ -146,3 +164,6 @@ class ManifestEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["version", "event_id"], name="manifest_unique_event"),
         ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} in version {self.version_id}"
