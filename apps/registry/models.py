@@ -110,6 +110,9 @@ class AliasMove(models.Model):
     )
     to_checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="+")
     reason = models.CharField(max_length=500, blank=True, help_text="e.g. experiment 3 promoted.")
+    is_rollback = models.BooleanField(
+        default=False, help_text="Made by a rollback: it undoes the newest move not yet undone."
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -117,3 +120,6 @@ class AliasMove(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.alias_id}: {self.from_checkpoint_id} → {self.to_checkpoint_id}"

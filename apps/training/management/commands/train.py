@@ -1,0 +1,154 @@
+"""manage.py train --dataset VERSION --method sft|dpo|kto [--base MODEL] [--max-steps N]
+                   [--lr RATE] [--set KEY=VALUE ...] [--wait] [--here] [--json]
+
+Launches a training run (validated first: a wrong dataset kind, an unknown base model or an
+impossible setting is one clear error each). Without --wait it queues the run on the `training`
+queue and prints its id. With --wait it waits for the end: when a worker consumes the `training`
+queue the run goes there and this command follows it; when none answers (or with --here) the run
+executes in this process instead, so that `train --wait` works on a laptop with no worker
+running. With --wait --json it prints one JSON object: run, status, checkpoint, adapter_path,
+metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.core.exceptions import ApplicationError
+from apps.training.models import TrainingRun
+from apps.training.selectors import run_checkpoint, training_run_get
+from apps.training.services import TERMINAL, training_run_create, training_run_execute
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _overrides(options: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    for item in options["set"] or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CommandError(f"--set {item!r}: use KEY=VALUE, e.g. --set lora.r=8")
+        *parents, leaf = key.strip().split(".")
+        target = spec
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = _value(value)
+    if options["max_steps"] is not None:
+        spec["max_steps"] = options["max_steps"]
+    if options["lr"] is not None:
+        spec["learning_rate"] = options["lr"]
+    return spec
+
+
+def training_worker_listening(timeout: float = 1.5) -> bool:
+    """Whether some worker consumes the `training` queue (asked over the broker)."""
+    from config.celery import app
+
+    if app.conf.task_always_eager:
+        return False
+    try:
+        replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception:  # noqa: BLE001 - a broker that cannot broadcast answers "nobody"
+        return False
+    return any(q.get("name") == "training" for queues in replies.values() for q in queues or [])
+
+
+class Command(BaseCommand):
+    help = "Launch a training run on a dataset version (optionally waiting for it)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--dataset", required=True, help="Dataset version id (e.g. 12 or v12).")
+        parser.add_argument("--method", required=True, choices=["sft", "dpo", "kto"])
+        parser.add_argument(
+            "--base", default="", help="Base model name or id (default: the default one)."
+        )
+        parser.add_argument("--max-steps", type=int, default=None, dest="max_steps")
+        parser.add_argument("--lr", type=float, default=None, help="Learning rate.")
+        parser.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="Any trainer spec field, e.g. --set lora.r=8 --set beta=0.2.",
+        )
+        parser.add_argument("--wait", action="store_true", help="Wait until the run ends.")
+        parser.add_argument(
+            "--here", action="store_true", help="Run in this process (implies --wait)."
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="Print the result as one JSON object."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        wait = options["wait"] or options["here"]
+        here = options["here"] or (wait and not training_worker_listening())
+        try:
+            run = training_run_create(
+                dataset_version=options["dataset"],
+                method=options["method"],
+                base_model=options["base"] or None,
+                overrides=_overrides(options),
+                enqueue=not here,
+            )
+        except ApplicationError as exc:
+            details = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.fields.items())
+            raise CommandError(f"{exc.message} {details}".strip()) from exc
+        if not wait:
+            self._print(run, options, queued=True)
+            return
+        if here:
+            if not options["json"]:
+                self.stderr.write(f"run {run.pk}: no training worker is listening; training here")
+            run = training_run_execute(run_id=run.pk)
+        else:
+            run = self._follow(run, quiet=options["json"])
+        self._print(training_run_get(run.pk), options, queued=False)
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            raise CommandError(f"run {run.pk} {run.status}")
+
+    def _follow(self, run: TrainingRun, *, quiet: bool) -> TrainingRun:
+        last = None
+        while True:
+            run.refresh_from_db()
+            if not quiet and (run.status, run.step) != last:
+                last = (run.status, run.step)
+                self.stderr.write(f"run {run.pk}: {run.status} step {run.step}/{run.total_steps}")
+            if run.status in TERMINAL:
+                return run
+            time.sleep(1.0)
+
+    def _print(self, run: TrainingRun, options: dict[str, Any], *, queued: bool) -> None:
+        checkpoint = run_checkpoint(run)
+        adapter_path = checkpoint.local_path if checkpoint else None
+        if options["json"]:
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "run": run.pk,
+                        "status": run.status,
+                        "checkpoint": checkpoint.name if checkpoint else None,
+                        "adapter_path": adapter_path,
+                        "metrics": run.metrics,
+                        **({"error": run.error} if run.error else {}),
+                    }
+                )
+            )
+        elif queued:
+            self.stdout.write(
+                f"run {run.pk} queued on the training queue ({settings.ARTIFACT_ROOT}/runs/{run.pk})"
+            )
+        else:
+            self.stdout.write(
+                f"run {run.pk} {run.status}"
+                + (f": checkpoint {checkpoint.name} at {adapter_path}" if checkpoint else "")
+            )
+            if run.error:
+                self.stdout.write(run.error.splitlines()[0])
