@@ -1,5 +1,9 @@
-"""The evaluation pages (server-rendered, Django login)."""
+"""The evaluation pages (server-rendered, Django login), under /leaderboard/."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from apps.evaluation.pages import leaderboard_page
+
+urlpatterns: list = [
+    path("", leaderboard_page, name="evaluation-leaderboard"),
+]
