@@ -62,10 +62,17 @@ class Message(BaseModel):
     name: Short | None = None
 
 
+_INTERACTION = (
+    "The id of the gateway's answer (`id` of /v1/chat/completions). The event's model and "
+    "checkpoint are then taken from that answer, whatever the event says; an unknown id is refused."
+)
+
+
 class Response(_Strict):
     content: Text
     model: Short | None = None
     checkpoint: Short | None = None
+    interaction_id: Short | None = Field(None, description=_INTERACTION)
 
 
 class _EventBase(_Strict):
@@ -73,6 +80,7 @@ class _EventBase(_Strict):
     rater: Short | None = Field(None, description="Your end user's id; stored only as a keyed hash.")
     model: Short | None = None
     checkpoint: Short | None = Field(None, description="Registry id of the checkpoint that answered.")
+    interaction_id: Short | None = Field(None, description=_INTERACTION)
     messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)]
     # Factories, not `= []` / `= {}`: pydantic deep-copies a mutable default for every event.
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(

@@ -72,7 +72,42 @@ class _Row:
     occurred_at: datetime | None
 
 
-def _prepare(index: int, item: Any, *, source: Source) -> _Row | ItemResult:
+def _served_answers(items: list[Any]) -> dict[str, tuple[str, str]] | None:
+    """interaction id → (model, checkpoint) of the gateway answers the items quote: one query
+    for the whole batch; None (and no query) when no item quotes one."""
+    ids = []
+    for item in items:
+        if isinstance(item, dict):
+            ids.append(item.get("interaction_id"))
+            responses = item.get("responses")
+            if isinstance(responses, list):
+                ids.extend(r.get("interaction_id") for r in responses if isinstance(r, dict))
+    ids = [i for i in ids if isinstance(i, str)]
+    if not ids:
+        return None
+    from apps.serving.selectors import served_answers_by_interaction  # serving builds on feedback
+
+    return served_answers_by_interaction(ids)
+
+
+def _attach_answers(event: Any, payload: dict[str, Any], served: dict[str, tuple[str, str]]) -> dict[str, list[str]]:
+    """Where the event (or one of its responses) quotes a gateway answer, its model and
+    checkpoint become that answer's, overriding what the client sent; unknown ids are errors."""
+    errors: dict[str, list[str]] = {}
+    links = [("", event.interaction_id, payload)] if event.interaction_id else []
+    for position, response in enumerate(getattr(event, "responses", None) or []):
+        if response.interaction_id:
+            links.append((f"responses.{position}.", response.interaction_id, payload["responses"][position]))
+    for prefix, interaction_id, target in links:
+        if interaction_id not in served:
+            errors[f"{prefix}interaction_id"] = ["is not the id of an answer this server's gateway gave"]
+            continue
+        target["model"], target["checkpoint"] = served[interaction_id]
+        target["interaction_id"] = interaction_id  # as sent: the redactor may have taken digits for PII
+    return errors
+
+
+def _prepare(index: int, item: Any, *, source: Source, served: dict[str, tuple[str, str]] | None = None) -> _Row | ItemResult:
     event, errors = validate_event(item)
     if event is None:
         client_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
@@ -81,6 +116,10 @@ def _prepare(index: int, item: Any, *, source: Source) -> _Row | ItemResult:
     redactions: dict[str, int] = {}
     if source.redact_pii:
         payload, redactions = redact_event(payload)
+    if served is not None:
+        errors = _attach_answers(event, payload, served)
+        if errors:
+            return ItemResult(index, ERROR, client_id=event.id, code="invalid", errors=errors)
     hashed_rater = rater_hash(source.pk, event.rater) if event.rater else ""
     if event.rater:
         payload["rater"] = hashed_rater
@@ -98,8 +137,8 @@ def _prepare(index: int, item: Any, *, source: Source) -> _Row | ItemResult:
         type=event.type,
         payload=raw,
         rater_hash=hashed_rater,
-        model=event.model or "",
-        checkpoint=event.checkpoint or "",
+        model=payload.get("model") or "" if served else event.model or "",
+        checkpoint=payload.get("checkpoint") or "" if served else event.checkpoint or "",
         status=QUARANTINED if source.hold_for_review else ACCEPTED,
         consent=source.default_consent if event.consent is None else event.consent,
         licence=event.licence if event.licence is not None else source.default_licence,
@@ -135,12 +174,13 @@ def feedback_ingest(
     rows: list[_Row] = []
     first_of: dict[str, _Row] = {}
     repeats: list[tuple[int, str]] = []
+    served = _served_answers(items)
     for index, item in enumerate(items):
         if over_limit_raters and isinstance(item, dict) and isinstance(item.get("rater"), str) and item["rater"] in over_limit_raters:
             results[index] = ItemResult(index, ERROR, client_id=item.get("id") if isinstance(item.get("id"), str) else None,
                                         code="rate_limited", errors={"rater": ["this rater is over the source's rate limit; retry later"]})
             continue
-        prepared = _prepare(index, item, source=source)
+        prepared = _prepare(index, item, source=source, served=served)
         if isinstance(prepared, ItemResult):
             results[index] = prepared
         elif prepared.client_id in first_of:  # the same id twice in one batch: the second is a retry
