@@ -7,7 +7,7 @@ TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test bench lint format clean
+.PHONY: setup run test bench demo-loop lint format clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,15 @@ run: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Every benchmark of the issues' targets, each against its reference, in one run; a few alone:
+# make bench BENCHES="leaderboard train". Numbers: docs/benchmarks.md.
 bench: setup
-	$(PY) bench/ingest.py $(BENCH_ARGS)
+	PY=$(PY) BENCHES="$(or $(BENCHES),ingest inbox dataset_build leaderboard train serving)" bench/all.sh
+
+# The whole loop on this CPU in minutes, in a scratch data folder (var/demo-loop).
+demo-loop: setup
+	SINKHOLE_DATA_DIR=var/demo-loop $(PY) manage.py migrate -v 0
+	SINKHOLE_DATA_DIR=var/demo-loop $(PY) manage.py demo_loop $(DEMO_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -40,6 +40,9 @@ def _setup(database_url: str) -> None:
             conn.execute("DROP DATABASE IF EXISTS bench_serving")
             conn.execute("CREATE DATABASE bench_serving")
         os.environ["DATABASE_URL"] = database_url.rsplit("/", 1)[0] + "/bench_serving"
+    else:  # the scratch SQLite database, whatever servers the environment names
+        for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL"):
+            os.environ.pop(name, None)
     import django
 
     django.setup()

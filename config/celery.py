@@ -1,6 +1,7 @@
 """The Celery app. Queues: `ingest` (post-ingest normalization), `quality` (filters and the
-spam classifier), `default` (connectors, everything else); later `datasets` and `training`
-(GPU workers start with `-Q training`)."""
+spam classifier), `datasets` (dataset builds), `training` (fine-tuning runs: GPU workers start
+with `-Q training --concurrency 1 --max-tasks-per-child 1`), `default` (connectors, everything
+else)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         # A run that waited over a minute in the queue is stale: the next one does its work.
         "options": {"queue": "default", "expires": 55},
+    },
+    "training-reap": {
+        # Runs whose worker stopped sending heartbeats are retried or failed.
+        "task": "training.reap",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 55},
+    },
+    "curation-index-search": {
+        # Newly ingested events enter the inbox's full-text index in batches.
+        "task": "curation.index_search",
+        "schedule": 10.0,
+        "options": {"queue": "default", "expires": 9},
     },
     "quality-retrain-classifier": {
         "task": "quality.retrain_classifier",

@@ -174,6 +174,24 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- Artifacts --------------------------------------------------------------------------------
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(DATA_DIR / "artifacts"))).resolve()
 
+# --- Curation, training, registry, evaluation, serving ---------------------------------------
+CURATION_BULK_MAX = env_int("CURATION_BULK_MAX", 5000)
+TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 120)
+TRAINING_MAX_ATTEMPTS = env_int("TRAINING_MAX_ATTEMPTS", 3)
+TRAINING_SOFT_TIME_LIMIT = env_int("TRAINING_SOFT_TIME_LIMIT", 12 * 3600)
+ARTIFACT_S3_URL = env_str("ARTIFACT_S3_URL", "")
+ARTIFACT_S3_ENDPOINT_URL = env_str("ARTIFACT_S3_ENDPOINT_URL", "")
+VLLM_URL = env_str("VLLM_URL", "")
+VLLM_API_KEY = env_str("VLLM_API_KEY", "")
+EVALUATION_MIN_BATTLES = env_int("EVALUATION_MIN_BATTLES", 20)
+SERVING_UPSTREAM_URL = env_str("SERVING_UPSTREAM_URL", "")
+SERVING_UPSTREAM_API_KEY = env_str("SERVING_UPSTREAM_API_KEY", "")
+SERVING_UPSTREAM_TIMEOUT = env_int("SERVING_UPSTREAM_TIMEOUT", 120)
+SERVING_DEVICE = env_str("SERVING_DEVICE", "auto")
+SERVING_MAX_MODELS = env_int("SERVING_MAX_MODELS", 4)
+SERVING_DEFAULT_MAX_TOKENS = env_int("SERVING_DEFAULT_MAX_TOKENS", 256)
+SERVING_MAX_TOKENS = env_int("SERVING_MAX_TOKENS", 2048)
+
 # --- Ingest limits ----------------------------------------------------------------------------
 INGEST_MAX_BATCH_EVENTS = env_int("INGEST_MAX_BATCH_EVENTS", 1000)
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024)
@@ -229,6 +247,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets that share a field name get names of their own (else a hash suffix).
+    "ENUM_NAME_OVERRIDES": {
+        "DatasetKindEnum": "apps.datasets.models.Kind",
+        "DatasetVersionStatusEnum": "apps.datasets.models.DatasetVersion.Status",
+        "TrainingRunStatusEnum": "apps.training.models.TrainingRun.Status",
+        "EventStatusEnum": "apps.feedback.models.Event.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.feedback.openapi.add_event_components",

@@ -269,7 +269,7 @@ def _replacement(kind: str, value: str, counts: Counter[str]) -> str:
 
 
 # Keys whose values are identifiers, not free text written by a person.
-_STRUCTURAL = frozenset({"type", "id", "rater", "model", "checkpoint", "role", "licence", "timestamp", "choice", "ranking"})
+_STRUCTURAL = frozenset({"type", "id", "rater", "model", "checkpoint", "role", "licence", "timestamp", "choice", "ranking", "interaction_id"})
 
 
 def redact_event(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
