@@ -51,7 +51,9 @@ def test_filter_move_and_decide_from_the_keyboard_then_undo(desk, add_events):
     page.keyboard.press("2")
     desk.wait_until(lambda: live(action="reject", event=events[1], reason="low_quality").exists())
     assert verdict_current(event_id=events[1].id).status == "rejected"
-    assert page.locator(f"tr[data-id='{events[1].id}'] .judgement").inner_text() == "rejected"
+    # The row changes when the answer reaches the page, a moment after the database has it.
+    judgement = page.locator(f"tr[data-id='{events[1].id}'] .judgement")
+    desk.wait_until(lambda: judgement.inner_text() == "rejected")
 
     page.keyboard.press("u")  # undoes the reject
     desk.wait_until(lambda: not live(action="reject").exists())
@@ -75,15 +77,15 @@ def test_bulk_on_selected_rows_and_on_the_whole_filter(desk, add_events):
     desk.wait_until(lambda: live(action="tag").count() == 2)
     batches = set(live(action="tag").values_list("batch", flat=True))
     assert len(batches) == 1 and None not in batches
-    assert page.locator(".tag.curator", has_text="needs-review").count() == 2
+    desk.wait_until(lambda: page.locator(".tag.curator", has_text="needs-review").count() == 2)
 
     page.click("#whole-selection")
     page.keyboard.press("r")
     page.wait_for_selector("#reason-picker:not([hidden])")
-    page.keyboard.press("1")
+    with page.expect_navigation():  # a decision on the whole filter reloads the page
+        page.keyboard.press("1")
     desk.wait_until(lambda: live(action="reject", reason="spam").count() == 6)
     assert any("Reject (spam) all 6 events" in d for d in desk.dialogs), desk.dialogs
-    page.wait_for_load_state()
     page.wait_for_selector("tr.row")
     page.keyboard.press("u")  # the whole bulk reject goes
     desk.wait_until(lambda: not live(action="reject").exists())

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser import chromium
 from tests.core.conftest import live_broker  # noqa: F401 - the real-worker test uses it
 from tests.registry.factories import FakeVllm
 
@@ -32,3 +33,9 @@ def fake_vllm(settings: Any) -> Iterator[FakeVllm]:
     settings.VLLM_URL = server.url
     yield server
     server.close()
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched

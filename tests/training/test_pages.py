@@ -7,7 +7,6 @@ import pytest
 
 from apps.registry import services as registry_services
 from apps.training.models import TrainingRun
-from tests.frontend.conftest import browser  # noqa: F401 - Chromium for the live page test
 from tests.registry.factories import (
     make_adapter_dir,
     make_base_model,
@@ -109,7 +108,7 @@ def test_the_checkpoint_pages_publish_move_and_roll_back_aliases(client, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_the_run_page_follows_a_run_live_in_a_browser(browser, live_server, client):  # noqa: F811
+def test_the_run_page_follows_a_run_live_in_a_browser(browser, live_server, client):
     base = make_base_model("/nowhere", name="tiny")
     version = make_dataset_version("sft")
     run = TrainingRun.objects.create(
