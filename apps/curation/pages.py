@@ -98,7 +98,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "reasons": REASON_KEYS,
         "can_decide": is_curator(request.user),
         "bulk_max": bulk_max(),
-        "dataset_url": f"/datasets/new?{query}" if query else "/datasets/new",
+        # The datasets page's new-recipe form takes its filters from the query string.
+        "dataset_url": f"/datasets/?{query}#new-recipe" if query else "/datasets/#new-recipe",
     }
     return render(request, "curation/inbox.html", context)
 

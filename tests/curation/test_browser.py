@@ -1,14 +1,18 @@
 """Curator flows in a real browser (Chromium through Playwright, against the live server):
 log in, filter, move with j/k, accept and reject from the keyboard, bulk decide, undo, edit to
-gold; and feedback text that tries to run script stays text."""
+gold, build a dataset from the inbox's filter and download it; and feedback text that tries to
+run script stays text."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
 from apps.curation.models import Decision
 from apps.quality.selectors import verdict_current
-from tests.conftest import rating
+from tests.conftest import preference, rating
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -138,4 +142,43 @@ def test_script_in_feedback_is_shown_as_text_and_never_runs(desk, add_events):
     assert page.inner_text("#comment").startswith("<script>window.pwned = 1;")
     html = page.content()
     assert "<script>window.pwned" not in html and "<img" not in html  # escaped: &lt;img
+    assert not desk.errors, desk.errors
+
+
+def test_build_a_dataset_from_the_inbox_filter_and_download_it(desk, add_events):
+    add_events(
+        *[
+            preference(
+                messages=[{"role": "user", "content": f"Question number {i}: what is {i} + {i}?"}],
+                responses=[
+                    {"model": "good", "content": f"{i} + {i} = {2 * i}."},
+                    {"model": "bad", "content": "No idea, sorry."},
+                ],
+                choice=0,
+            )
+            for i in range(10)
+        ],
+        rating(response="not a pair on its own", model="other"),
+    )
+    page = desk.go("/inbox/?type=preference")
+    page.click("#build-dataset")  # the recipe form, prefilled with the inbox's filter
+    page.wait_for_selector("form.ds-form")
+    assert page.input_value("form.ds-form select[name=type]") == "preference"
+    page.fill("form.ds-form input[name=name]", "arith-dpo")
+    page.select_option("form.ds-form select[name=kind]", "dpo")
+    page.fill("form.ds-form input[name=test_fraction]", "0.2")
+    page.click("form.ds-form button[type=submit]")
+    page.wait_for_selector("#build")
+    page.click("#build")
+    page.wait_for_selector("#ds-status")
+    # The page follows the build (a live bar) and reloads itself when it is done.
+    desk.wait_until(lambda: page.inner_text("#ds-status") == "succeeded", timeout=30)
+
+    with page.expect_download() as download:
+        page.click(".ds-downloads a:has-text('train.jsonl')")
+    rows = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
+    assert 1 <= len(rows) <= 10  # the test split, by prompt, may hold some
+    assert all(set(row) == {"prompt", "chosen", "rejected"} for row in rows)
+    assert all(row["chosen"][0]["content"].endswith(".") for row in rows)
+    assert all(row["rejected"][0]["content"] == "No idea, sorry." for row in rows)
     assert not desk.errors, desk.errors

@@ -45,7 +45,7 @@ def test_inbox_filters_and_pages_by_cursor(logged_in, add_events, settings):
     assert page.status_code == 200
     assert html.count('class="row"') == 50
     assert f'data-id="{events[-1].id}"' in html and f'data-id="{events[4].id}"' not in html
-    assert "before=" in html and "/datasets/new?type=rating" in html
+    assert "before=" in html and "/datasets/?type=rating#new-recipe" in html
     older = logged_in.get("/inbox/", {"type": "rating", "before": events[5].id}).content.decode()
     assert older.count('class="row"') == 5
 
