@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# bench/ holds scripts named like libraries (bench/datasets.py): keep it off the import path.
+# Scripts in bench/ may share a name with a library one day: keep bench/ off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 HH = ROOT.parent / "shared" / "data" / "formats" / "hh_rlhf_harmless_sample.jsonl"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -284,6 +284,7 @@ def thumbs_pairs(thumbs: list[Thumb], *, dropped: Counter | None = None) -> Iter
         dropped["unpaired_thumbs"] += len(thumbs)
         return
     seen: set[tuple[str, str]] = set()
+    makers: dict[int, _Maker] = {}  # one per up-voted event: its pairs share its prompt
     for i in range(max(len(up), len(down))):
         good, bad = up[i % len(up)], down[i % len(down)]
         chosen = good.payload.get("response") or ""
@@ -292,8 +293,10 @@ def thumbs_pairs(thumbs: list[Thumb], *, dropped: Counter | None = None) -> Iter
             continue
         seen.add((chosen, rejected))
         # The prompt of the up-voted event: both normalize to the same text, this one is kept.
-        event = EventRecord(good.event_id, "rating", good.payload, good.source, good.model)
-        maker = _Maker("dpo", event, replies_of(event))
+        maker = makers.get(good.event_id)
+        if maker is None:
+            event = EventRecord(good.event_id, "rating", good.payload, good.source, good.model)
+            maker = makers[good.event_id] = _Maker("dpo", event, replies_of(event))
         row = maker.pair((chosen, good.model), (rejected, bad.model), "thumbs")
         if row is not None:
             row.event_ids = (good.event_id, bad.event_id)

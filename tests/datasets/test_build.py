@@ -8,6 +8,7 @@ import json
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 
 from apps.curation.models import Decision
 from apps.datasets.models import DatasetVersion
@@ -324,3 +325,35 @@ def test_the_build_task_runs_on_the_datasets_queue_after_commit(
         version = dataset_version_create(recipe=recipe_create(name="q", kind="kto"))
     version.refresh_from_db()
     assert version.status == "succeeded" and version.stats["kto"]["weights_from"] == "class balance"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="COPY streams are PostgreSQL's (SQLite: a cursor)"
+)
+def test_the_copy_streams_give_the_version_a_cursor_gives(mixed, monkeypatch) -> None:
+    """Outside a transaction a PostgreSQL build reads by COPY on connections of its own; inside
+    one (where other connections cannot see its rows) by a cursor: the same version either way,
+    and a build that fails half way leaves no reading connection behind."""
+    copied = build(recipe_create(name="by-copy", kind="dpo", test_fraction=0.3))
+    with transaction.atomic():
+        cursor = build(recipe_create(name="by-cursor", kind="dpo", test_fraction=0.3))
+    assert "thumbs" in {row["quadrant"] for row in manifest_rows(copied)}
+    assert copied.content_hash == cursor.content_hash and copied.rows == cursor.rows
+    for split in ("train", "test"):
+        assert copied.file_path(split).read_bytes() == cursor.file_path(split).read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("mining broke")
+
+    monkeypatch.setattr("apps.datasets.services.build.event_rows", broken)
+    failed = dataset_version_build(
+        version_id=dataset_version_create(recipe=copied.recipe, enqueue=False).pk
+    )
+    assert failed.status == "failed" and "mining broke" in failed.error
+    with connection.cursor() as c:
+        c.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        assert c.fetchone()[0] == 0
