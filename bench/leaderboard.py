@@ -1,22 +1,29 @@
 """Leaderboard benchmark: FastChat's bootstrap method against ours, then the whole command.
 
     .venv/bin/python bench/leaderboard.py [--battles 1000000] [--models 50] [--rounds 1000]
-        [--database-url postgres://postgres@127.0.0.1:55432/postgres] [--skip-db] [--json]
+        [--database-url postgres://postgres@127.0.0.1:55432/postgres] [--repeat 3]
+        [--skip-db | --skip-compare] [--json]
 
 1. Generates BATTLES battles among MODELS models, Bradley-Terry distributed (true ratings drawn
    from N(1000, 150), 10 % of battles ties), as numpy arrays (seed 0).
 2. Reference, FastChat's method (rating_systems.py compute_bt / compute_bootstrap_bt, written
    here from its description): aggregate the unique (model_a, model_b, outcome) rows with
-   numpy, fit with scipy L-BFGS-B, then ROUNDS bootstrap rounds, each a multinomial redraw of
-   the unique rows' counts refitted by L-BFGS-B from zero (one process; FastChat spreads the
-   rounds over a multiprocessing pool, which on this two-core machine saves at most 2x).
-3. Ours: the same aggregation once, then apps.evaluation.ratings.fit_bt (the FastChat-
-   compatible point fit and all rounds solved together by batched Newton).
-   Both start after the battles are loaded; the table shows each part and the speed-up.
+   np.unique, fit with scipy L-BFGS-B (its loss and analytic gradient over the unique rows,
+   weighted by their counts), then ROUNDS bootstrap rounds, each a multinomial redraw of the
+   unique rows' counts (divided by n) refitted by L-BFGS-B from zero (one process; FastChat
+   spreads the rounds over a multiprocessing pool, which on this two-core machine saves at
+   most 2x). It runs on one BLAS thread: with OpenBLAS's default two, every small BLAS call
+   inside L-BFGS-B waits for a second thread, and on a busy machine the reference then takes
+   5-20x longer (78 s once), which says nothing about the method.
+3. Ours: the same aggregation once (a bincount here, a GROUP BY in the command), then
+   apps.evaluation.ratings.fit_bt (the FastChat-compatible point fit, then every round drawn
+   at once and solved together by batched Newton; it limits itself to one BLAS thread).
+   Both start after the battles are loaded. Each runs REPEAT times (3), interleaved; the
+   table shows the median of each part and the speed-up of the median totals.
 4. Unless --skip-db: COPYs the battles into a PostgreSQL database of its own
    (`bench_leaderboard`, created and migrated once, reused while it holds the same battles)
    as Event + 2 Interaction + Comparison + accepted Verdict rows, then times the whole
-   `manage.py leaderboard --format json` subprocess, start to finish (3 runs, median).
+   `manage.py leaderboard --format json` subprocess, start to finish (5 runs, median).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,7 +68,7 @@ def generate(n: int, m: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.n
 def _fastchat_loss_and_grad(ratings, matchups, outcomes, weights, alpha):
     matchup_ratings = ratings[matchups]
     logits = alpha * (matchup_ratings[:, 0] - matchup_ratings[:, 1])
-    probs = 1.0 / (1.0 + np.exp(-logits))
+    probs = expit(logits)
     loss = -((np.log(probs) * outcomes + np.log(1.0 - probs) * (1.0 - outcomes)) * weights).sum()
     matchups_grads = -alpha * (outcomes - probs) * weights
     model_grad = np.zeros_like(ratings)
@@ -131,6 +139,15 @@ def ours(names, a, b, outcome, rounds: int) -> dict[str, float]:
         "_lower": fit.lower,
         "_upper": fit.upper,
     }
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The median of each timed part over RUNS, the totals of every run, and the last run's
+    ratings (they are the same in every run)."""
+    out = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k.endswith("_s")}
+    out["runs_s"] = [r["total_s"] for r in runs]
+    out.update({k: v for k, v in runs[-1].items() if k.startswith("_")})
+    return out
 
 
 # --- the whole command over PostgreSQL ----------------------------------------------------
@@ -240,7 +257,7 @@ def load_database(base_url: str, names, a, b, outcome) -> dict[str, float]:
         return {"load_s": time.perf_counter() - t0, "reused": False}
 
 
-def time_command(base_url: str, runs: int = 3) -> dict[str, object]:
+def time_command(base_url: str, runs: int = 5) -> dict[str, object]:
     env = {**os.environ, "DATABASE_URL": _bench_url(base_url)}
     times, board = [], None
     for _ in range(runs):
@@ -277,13 +294,32 @@ def main() -> None:
             "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/postgres"
         ),
     )
-    parser.add_argument("--skip-db", action="store_true")
+    parser.add_argument("--skip-db", action="store_true", help="only the method comparison")
+    parser.add_argument(
+        "--skip-compare", action="store_true", help="only the command over PostgreSQL"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each method (medians are reported)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     names, a, b, outcome = generate(args.battles, args.models)
-    ref = reference(names, a, b, outcome, args.rounds)
-    mine = ours(names, a, b, outcome, args.rounds)
+    if args.skip_compare:
+        result = {"battles": args.battles, "models": args.models}
+        result["database"] = load_database(args.database_url, names, a, b, outcome)
+        result["command"] = time_command(args.database_url)
+        print(json.dumps(result, indent=2))
+        return
+    import scipy.optimize  # noqa: F401  (scipy has a BLAS of its own: load it before the limit)
+    from threadpoolctl import threadpool_limits
+
+    refs, mines = [], []
+    with threadpool_limits(limits=1, user_api="blas"):  # see 2. above
+        for _ in range(args.repeat):  # interleaved, so both see the same machine
+            refs.append(reference(names, a, b, outcome, args.rounds))
+            mines.append(ours(names, a, b, outcome, args.rounds))
+    ref, mine = _median_run(refs), _median_run(mines)
     agreement = {
         "max_point_diff": float(np.abs(ref["_point"] - mine["_point"]).max()),
         "max_interval_diff": float(
@@ -313,7 +349,11 @@ def main() -> None:
     print(f"{'':<28}{'FastChat method':>16}{'ours':>10}")
     for part in ("aggregate_s", "fit_s", "bootstrap_s", "total_s"):
         print(f"{part:<28}{r[part]:>16.3f}{o[part]:>10.3f}")
-    print(f"speed-up (total): {result['speedup']:.1f}x   target >= 10x")
+    print(
+        f"totals of the {args.repeat} runs: FastChat method {[round(t, 2) for t in r['runs_s']]}, "
+        f"ours {[round(t, 3) for t in o['runs_s']]}"
+    )
+    print(f"speed-up (median totals): {result['speedup']:.1f}x   target >= 10x")
     print(
         f"agreement: point {agreement['max_point_diff']:.4f}, intervals {agreement['max_interval_diff']:.2f} rating points"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -166,6 +167,42 @@ def test_batched_newton_agrees_with_a_fit_per_round() -> None:
         one = R.Counts(counts.models, counts.a, counts.b, counts.score, draws[r].astype(float))
         single = (R.fit_bt(one, exact=True).ratings - 1000) / 400
         assert together[r] == pytest.approx(single, abs=1e-6)
+
+
+def test_bootstrap_rounds_agree_with_a_fit_per_round() -> None:
+    counts = _simulate(
+        np.array([1080.0, 1000.0, 940.0, 1010.0, 900.0]), 300, np.random.default_rng(2)
+    )
+    draws = np.random.default_rng(4).multinomial(counts.total, counts.count / counts.total, size=6)
+    design = R._design(counts)
+    weights = draws[:, design.order].astype(float)
+    n_pair = np.add.reduceat(weights, design.starts, axis=1)
+    s_pair = np.add.reduceat(weights * design.score_lo, design.starts, axis=1)
+    start = (R.fit_bt(counts, exact=True).ratings - 1000) / 400
+    together = R._newton_rounds(design, n_pair, s_pair, alpha=math.log(10), start=start)
+    for r in range(6):
+        one = R.Counts(counts.models, counts.a, counts.b, counts.score, draws[r].astype(float))
+        single = (R.fit_bt(one, exact=True).ratings - 1000) / 400
+        assert together[r] == pytest.approx(single, abs=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 3, 40, 5000])
+def test_the_fast_multinomial_draws_the_multinomial(n: int) -> None:
+    p = np.array([0.5, 0.3, 0.15, 0.05, 0.0])
+    rounds = 200_000
+    fast = R.multinomial_rounds(np.random.default_rng(n), n, p, rounds)
+    assert fast.shape == (rounds, 5) and (fast >= 0).all() and (fast.sum(axis=1) == n).all()
+    assert (fast[:, 4] == 0).all()
+    # Mean n p and covariance n (diag(p) - p p^T), to within a few standard errors.
+    assert fast.mean(axis=0) == pytest.approx(n * p, abs=5 * np.sqrt(n / rounds))
+    cov = n * (np.diag(p) - np.outer(p, p))
+    assert np.cov(fast.T) == pytest.approx(cov, abs=0.02 * n + 0.01)
+    if n == 3:  # the whole distribution of a small case, against numpy's own multinomial
+        exact = np.random.default_rng(99).multinomial(n, p, size=rounds)
+        ours, theirs = Counter(map(tuple, fast.tolist())), Counter(map(tuple, exact.tolist()))
+        assert ours.keys() == theirs.keys()
+        for outcome, count in theirs.items():
+            assert ours[outcome] == pytest.approx(count, abs=5 * math.sqrt(count) + 5)
 
 
 def test_style_control_finds_a_planted_length_effect() -> None:

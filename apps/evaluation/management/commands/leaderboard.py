@@ -16,6 +16,9 @@ class Command(BaseCommand):
         "Rate models from pairwise battles (Bradley-Terry, bootstrap intervals, ranks by "
         "interval) over the usable feedback, optionally sliced."
     )
+    # A read-only report: the system checks (a third of a second: they import every URL
+    # and API module) belong to `check`, `runserver` and `migrate`, not to each run of this.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--source", help="a source's name or id")
