@@ -26,7 +26,7 @@ from apps.core.exceptions import ApplicationError
 from apps.core.parsers import OrjsonParser
 from apps.datasets import selectors
 from apps.datasets.mining import RULES
-from apps.datasets.models import KINDS, DatasetVersion, EvalSet, Recipe
+from apps.datasets.models import KINDS, RECIPE_OPTIONS, DatasetVersion, EvalSet, Recipe
 from apps.datasets.services import (
     dataset_version_create,
     eval_set_create,
@@ -95,20 +95,7 @@ class RecipeOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
-            "kind",
-            "filters",
-            "min_trust",
-            "curated_only",
-            "pair_rules",
-            "dedup_exact",
-            "dedup_near",
-            "near_threshold",
-            "decontaminate",
-            "test_fraction",
-            "max_rows",
-            "kto_desirable_weight",
-            "kto_undesirable_weight",
-            "seed",
+            *RECIPE_OPTIONS,
             "adhoc",
             "created_at",
             "versions",

@@ -50,6 +50,25 @@ class EvalSet(models.Model):
         return self.name
 
 
+# What a recipe decides about its rows: the API's fields, and what its content hash covers.
+RECIPE_OPTIONS = (
+    "kind",
+    "filters",
+    "min_trust",
+    "curated_only",
+    "pair_rules",
+    "dedup_exact",
+    "dedup_near",
+    "near_threshold",
+    "decontaminate",
+    "test_fraction",
+    "max_rows",
+    "kto_desirable_weight",
+    "kto_undesirable_weight",
+    "seed",
+)
+
+
 class Recipe(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=3, choices=Kind.choices)

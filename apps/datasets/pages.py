@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.charts import bar_chart
+from apps.curation.filters import KEYS as filter_keys
 from apps.datasets import selectors
 from apps.datasets.apis import FILE_NAMES
 from apps.datasets.mining import RULES
@@ -22,21 +23,7 @@ from apps.datasets.services import dataset_version_create, eval_set_create, reci
 from apps.feedback.models import EVENT_TYPES
 from apps.sources.models import Source
 
-FILTER_KEYS = (
-    "source",
-    "model",
-    "checkpoint",
-    "type",
-    "rating",
-    "status",
-    "spam_min",
-    "spam_max",
-    "tags",
-    "since",
-    "until",
-    "q",
-    "decision",
-)
+FILTER_KEYS = filter_keys  # the inbox's, so its links prefill the form
 READ = "datasets.view_datasetversion"
 
 

@@ -50,7 +50,7 @@ from apps.datasets.mining import (
     rules_with_defaults,
     thumbs_pairs,
 )
-from apps.datasets.models import DatasetVersion, EvalSet, ManifestEntry
+from apps.datasets.models import RECIPE_OPTIONS, DatasetVersion, EvalSet, ManifestEntry
 from apps.datasets.text import (
     NearDuplicates,
     key64,
@@ -70,22 +70,6 @@ Progress = Callable[[float, str], None]
 CHUNK = 2000
 # Histogram bin edges, in characters (the last bin is open).
 LENGTH_BINS = (0, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
-CONTENT_FIELDS = (
-    "kind",
-    "filters",
-    "min_trust",
-    "curated_only",
-    "pair_rules",
-    "dedup_exact",
-    "dedup_near",
-    "near_threshold",
-    "decontaminate",
-    "test_fraction",
-    "max_rows",
-    "kto_desirable_weight",
-    "kto_undesirable_weight",
-    "seed",
-)
 
 
 def version_dir(version_id: int) -> Path:
@@ -94,7 +78,7 @@ def version_dir(version_id: int) -> Path:
 
 def snapshot_digest(snapshot: dict[str, Any]) -> bytes:
     """The content-affecting part of a recipe snapshot as canonical JSON."""
-    return orjson.dumps({k: snapshot.get(k) for k in CONTENT_FIELDS}, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps({k: snapshot.get(k) for k in RECIPE_OPTIONS}, option=orjson.OPT_SORT_KEYS)
 
 
 def _histogram(lengths: Counter) -> list[dict[str, Any]]:

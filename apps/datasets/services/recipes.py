@@ -14,25 +14,9 @@ from django.utils.crypto import get_random_string
 
 from apps.datasets import selectors
 from apps.datasets.mining import RULES, rules_with_defaults
-from apps.datasets.models import DatasetVersion, EvalSet, Recipe
+from apps.datasets.models import RECIPE_OPTIONS, DatasetVersion, EvalSet, Recipe
 from apps.datasets.text import clean_messages, ngrams, text_hash, user_texts
 
-RECIPE_OPTIONS = (
-    "kind",
-    "filters",
-    "min_trust",
-    "curated_only",
-    "pair_rules",
-    "dedup_exact",
-    "dedup_near",
-    "near_threshold",
-    "decontaminate",
-    "test_fraction",
-    "max_rows",
-    "kto_desirable_weight",
-    "kto_undesirable_weight",
-    "seed",
-)
 MAX_EVAL_BYTES = 20 * 1024 * 1024
 MAX_EVAL_PROMPTS = 100_000
 
