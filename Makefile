@@ -33,7 +33,7 @@ bench: setup
 # The whole loop on this CPU in minutes, in a scratch data folder (var/demo-loop).
 demo-loop: setup
 	SINKHOLE_DATA_DIR=var/demo-loop $(PY) manage.py migrate -v 0
-	SINKHOLE_DATA_DIR=var/demo-loop $(PY) manage.py demo_loop $(DEMO_ARGS)
+	SINKHOLE_DATA_DIR=var/demo-loop LOG_LEVEL=WARNING $(PY) manage.py demo_loop $(DEMO_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -27,7 +27,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,8 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.database import database_url, migrated_database  # noqa: E402
+
 BENCH_DB = "bench_inbox"
 SOURCES = ("open-webui-prod", "librechat", "support-bot")
 DAYS = 90
@@ -66,7 +67,7 @@ QUERIES: list[tuple[str, dict[str, str]]] = [
 
 
 def _bench_url(base_url: str) -> str:
-    return base_url.rsplit("/", 1)[0] + "/" + BENCH_DB
+    return database_url(base_url, BENCH_DB)
 
 
 def _esc(text: str) -> str:
@@ -78,14 +79,7 @@ def load(base_url: str, n: int) -> dict[str, object]:
 
     from bench.events import EventFactory
 
-    url = _bench_url(base_url)
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    env = {**os.environ, "DATABASE_URL": url}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
+    url = migrated_database(base_url, BENCH_DB)
     marker = f"bench-inbox-{n}"
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from apps.evaluation import ratings as R  # noqa: E402  (plain numpy, no Django)
+from bench.database import database_url, migrated_database  # noqa: E402
 
 BENCH_DB = "bench_leaderboard"
 
@@ -154,24 +155,14 @@ def _median_run(runs: list[dict]) -> dict:
 
 
 def _bench_url(base_url: str) -> str:
-    return base_url.rsplit("/", 1)[0] + "/" + BENCH_DB
+    return database_url(base_url, BENCH_DB)
 
 
 def load_database(base_url: str, names, a, b, outcome) -> dict[str, float]:
     import psycopg
 
     n = len(a)
-    url = _bench_url(base_url)
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)
-        ).fetchone()
-        if not exists:
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    env = {**os.environ, "DATABASE_URL": url}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
+    url = migrated_database(base_url, BENCH_DB)
     with psycopg.connect(url, autocommit=True) as conn:
         have = conn.execute("SELECT count(*) FROM feedback_comparison").fetchone()[0]
         marker = conn.execute(
