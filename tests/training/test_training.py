@@ -313,3 +313,39 @@ def test_the_train_command_waits_and_prints_one_json_object(tiny):
     assert result["metrics"]["eval_loss"] > 0
     with pytest.raises(CommandError, match="a kto run needs a kto dataset"):
         call_command("train", "--dataset", str(version.pk), "--method", "kto", "--base", "tiny")
+
+
+def test_waiting_on_a_worker_shows_a_progress_bar_until_the_run_ends(tiny, monkeypatch):
+    from django.core.management.base import OutputWrapper
+
+    from apps.training.management.commands import train
+
+    version = make_dataset_version("sft")
+    run = services.training_run_create(
+        dataset_version=version.pk, method="sft", base_model="tiny", overrides=FAST, enqueue=False
+    )
+    # What a worker would write between two polls: a step at a time, then the end.
+    updates = iter(
+        [
+            {
+                "status": "running",
+                "step": 1,
+                "total_steps": 3,
+                "loss_curve": [{"step": 1, "loss": 0.7}],
+            },
+            {"step": 2, "loss_curve": [{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.61}]},
+            {"step": 3, "status": "succeeded"},
+        ]
+    )
+    monkeypatch.setattr(
+        train.time, "sleep", lambda _: TrainingRun.objects.filter(pk=run.pk).update(**next(updates))
+    )
+    command = train.Command()
+    err = StringIO()
+    command.stderr = OutputWrapper(err)
+    finished = command._follow(run, quiet=False)
+
+    assert finished.status == "succeeded" and finished.step == 3
+    shown = err.getvalue()
+    assert f"run {run.pk}" in shown and "3/3" in shown and "loss 0.6100" in shown
+    assert "succeeded" in shown

@@ -115,15 +115,24 @@ class Command(BaseCommand):
             raise CommandError(f"run {run.pk} {run.status}")
 
     def _follow(self, run: TrainingRun, *, quiet: bool) -> TrainingRun:
-        last = None
-        while True:
-            run.refresh_from_db()
-            if not quiet and (run.status, run.step) != last:
-                last = (run.status, run.step)
-                self.stderr.write(f"run {run.pk}: {run.status} step {run.step}/{run.total_steps}")
-            if run.status in TERMINAL:
-                return run
-            time.sleep(1.0)
+        """Poll the run once a second until it ends, with a progress bar on stderr (steps, the
+        latest loss, the status) unless --json asked for quiet."""
+        from tqdm import tqdm
+
+        with tqdm(desc=f"run {run.pk}", unit="step", file=self.stderr._out, disable=quiet) as bar:
+            while True:
+                run.refresh_from_db()
+                if run.total_steps and bar.total != run.total_steps:
+                    bar.total = run.total_steps
+                bar.n = run.step
+                loss = run.loss_curve[-1].get("loss") if run.loss_curve else None
+                bar.set_postfix_str(
+                    run.status + (f", loss {loss:.4f}" if isinstance(loss, float) else ""),
+                    refresh=True,
+                )
+                if run.status in TERMINAL:
+                    return run
+                time.sleep(1.0)
 
     def _print(self, run: TrainingRun, options: dict[str, Any], *, queued: bool) -> None:
         checkpoint = run_checkpoint(run)
