@@ -42,7 +42,9 @@ class SourceWithKeys:
 @pytest.fixture
 def make_source(db: Any):
     def make(name: str = "test-app", **fields: Any) -> SourceWithKeys:
-        source, secret, publishable = source_create(name=name, allowed_origins=fields.pop("allowed_origins", []))
+        source, secret, publishable = source_create(
+            name=name, allowed_origins=fields.pop("allowed_origins", [])
+        )
         for attr, value in fields.items():
             setattr(source, attr, value)
         if fields:
@@ -70,9 +72,19 @@ class Api:
             headers["HTTP_AUTHORIZATION"] = f"Bearer {key or self.key}"
         return headers
 
-    def post(self, data: Any, *, key: str | None = None, raw: bytes | None = None, path: str = "/api/v1/feedback", **headers: str):
+    def post(
+        self,
+        data: Any,
+        *,
+        key: str | None = None,
+        raw: bytes | None = None,
+        path: str = "/api/v1/feedback",
+        **headers: str,
+    ):
         body = raw if raw is not None else json.dumps(data)
-        return self.client.post(path, body, content_type="application/json", **self._headers(key, headers))
+        return self.client.post(
+            path, body, content_type="application/json", **self._headers(key, headers)
+        )
 
     def get(self, path: str, *, key: str | None = None, **params: Any):
         return self.client.get(path, params, **self._headers(key, {}))
@@ -85,9 +97,13 @@ def api(src: SourceWithKeys, client: Client) -> Api:
 
 def rating(**overrides: Any) -> dict[str, Any]:
     event = {
-        "type": "rating", "id": "evt-1", "rater": "user-1", "model": "llama3.1:8b",
+        "type": "rating",
+        "id": "evt-1",
+        "rater": "user-1",
+        "model": "llama3.1:8b",
         "messages": [{"role": "user", "content": "What is the capital of Australia?"}],
-        "response": "Canberra.", "rating": 1,
+        "response": "Canberra.",
+        "rating": 1,
     }
     event.update(overrides)
     return event
@@ -95,7 +111,9 @@ def rating(**overrides: Any) -> dict[str, Any]:
 
 def preference(**overrides: Any) -> dict[str, Any]:
     event = {
-        "type": "preference", "id": "evt-p", "rater": "user-1",
+        "type": "preference",
+        "id": "evt-p",
+        "rater": "user-1",
         "messages": [{"role": "user", "content": "Say hi"}],
         "responses": [{"model": "a", "content": "Hi!"}, {"model": "b", "content": "Hello."}],
         "choice": 0,

@@ -39,10 +39,13 @@ class ApplicationError(Exception):
 
 
 class ApiErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="`invalid`, `rate_limited`, `payload_too_large`, `not_found`…")
+    code = serializers.CharField(
+        help_text="`invalid`, `rate_limited`, `payload_too_large`, `not_found`…"
+    )
     message = serializers.CharField()
     fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()), required=False,
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
         help_text="Messages by dotted field path, e.g. `messages.0.role`.",
     )
 

@@ -34,8 +34,22 @@ class EventOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = ["id", "client_id", "source", "type", "status", "model", "checkpoint", "rater",
-                  "consent", "licence", "redactions", "occurred_at", "received_at", "payload"]
+        fields = [
+            "id",
+            "client_id",
+            "source",
+            "type",
+            "status",
+            "model",
+            "checkpoint",
+            "rater",
+            "consent",
+            "licence",
+            "redactions",
+            "occurred_at",
+            "received_at",
+            "payload",
+        ]
 
 
 class EventDetailOutputSerializer(EventOutputSerializer):
@@ -59,12 +73,16 @@ class EventDetailOutputSerializer(EventOutputSerializer):
 
 class EventPageOutputSerializer(serializers.Serializer):
     next = serializers.URLField(allow_null=True, help_text="The next (older) page, or null.")
-    previous = serializers.URLField(allow_null=True, help_text="The previous (newer) page, or null.")
+    previous = serializers.URLField(
+        allow_null=True, help_text="The previous (newer) page, or null."
+    )
     results = EventOutputSerializer(many=True)
 
 
 class IngestOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="The server's id of the stored event (the original one for a retry).")
+    id = serializers.IntegerField(
+        help_text="The server's id of the stored event (the original one for a retry)."
+    )
     client_id = serializers.CharField(help_text="Your event id, or the one the server made up.")
     status = serializers.CharField(help_text="`accepted`, `quarantined` or `duplicate`.")
 
@@ -74,9 +92,12 @@ class BatchItemOutputSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="`accepted`, `quarantined`, `duplicate` or `error`.")
     id = serializers.IntegerField(required=False, help_text="Absent for an error.")
     client_id = serializers.CharField(required=False)
-    code = serializers.CharField(required=False, help_text="For an error: `invalid` or `rate_limited`.")
+    code = serializers.CharField(
+        required=False, help_text="For an error: `invalid` or `rate_limited`."
+    )
     errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()), required=False,
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
         help_text="For an error: messages by dotted field path, e.g. `messages.0.role`.",
     )
 
@@ -120,7 +141,8 @@ def _read_items(request: Request) -> tuple[list[Any], bool]:
         declared = 0
     too_big = ApplicationError(
         f"The request body is over {limit // (1024 * 1024)} MB; split the batch.",
-        code="payload_too_large", status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        code="payload_too_large",
+        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     )
     if declared > limit:
         raise too_big
@@ -140,7 +162,8 @@ def _read_items(request: Request) -> tuple[list[Any], bool]:
     if len(data) > settings.INGEST_MAX_BATCH_EVENTS:
         raise ApplicationError(
             f"The batch has {len(data)} events; at most {settings.INGEST_MAX_BATCH_EVENTS} per request.",
-            code="payload_too_large", status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            code="payload_too_large",
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     return data, True
 
@@ -193,8 +216,11 @@ def _ingest_within_limits(
     for index in limited:
         client_id = items[index].get("id")
         results[index] = ItemResult(
-            index, ERROR, client_id=client_id if isinstance(client_id, str) else None,
-            code="rate_limited", errors={"rater": [message]},
+            index,
+            ERROR,
+            client_id=client_id if isinstance(client_id, str) else None,
+            code="rate_limited",
+            errors={"rater": [message]},
         )
     return [result for result in results if result is not None]
 
@@ -211,15 +237,21 @@ class FeedbackApi(APIView):
         request={"application/json": EVENT_SCHEMA_REF},
         responses={
             201: OpenApiResponse(response=IngestOutputSerializer, description="One event stored."),
-            200: OpenApiResponse(response=IngestOutputSerializer,
-                                 description="One event that was already stored (a retry): status `duplicate`."),
-            207: OpenApiResponse(response=BatchOutputSerializer,
-                                 description="A batch: `results` holds one entry per item, in order."),
+            200: OpenApiResponse(
+                response=IngestOutputSerializer,
+                description="One event that was already stored (a retry): status `duplicate`.",
+            ),
+            207: OpenApiResponse(
+                response=BatchOutputSerializer,
+                description="A batch: `results` holds one entry per item, in order.",
+            ),
             400: _error("Not JSON, not UTF-8, or an invalid single event (see `error.fields`)."),
             401: _error("Missing, unknown or revoked key."),
             403: _error("A publishable key from an origin the source does not allow."),
             413: _error("Over 5 MB or over 1,000 events."),
-            429: _error("Over the key's or the rater's rate limit; see Retry-After. Nothing stored."),
+            429: _error(
+                "Over the key's or the rater's rate limit; see Retry-After. Nothing stored."
+            ),
         },
         examples=INGEST_EXAMPLES,
     )
@@ -229,26 +261,39 @@ class FeedbackApi(APIView):
         items, is_batch = _read_items(request)
 
         limit = source.rate_limit_per_minute
-        raters = [item.get("rater") for item in items if isinstance(item, dict) and isinstance(item.get("rater"), str)]
+        raters = [
+            item.get("rater")
+            for item in items
+            if isinstance(item, dict) and isinstance(item.get("rater"), str)
+        ]
         # The key's limit, then the raters' (charged only if the key may go on): one round trip.
         verdict, fits, retry_after = ratelimit.check_request(
-            key_id=key.pk, key_limit=limit, cost=len(items),
-            source_id=source.pk, rater_limit=source.rater_rate_limit_per_minute, raters=raters,
+            key_id=key.pk,
+            key_limit=limit,
+            cost=len(items),
+            source_id=source.pk,
+            rater_limit=source.rater_rate_limit_per_minute,
+            raters=raters,
         )
         if not verdict.allowed:
             message = (
                 f"This batch has {len(items)} events, more than this key's limit of {limit} per minute: "
                 "split it; nothing was stored."
-                if len(items) > limit else
-                f"This key is over its limit of {limit} events per minute; nothing was stored."
+                if len(items) > limit
+                else f"This key is over its limit of {limit} events per minute; nothing was stored."
             )
             raise ApplicationError(
-                message, code="rate_limited", status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+                message,
+                code="rate_limited",
+                status_code=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": str(verdict.retry_after)},
             )
         limited = _over_limit_items(items, fits)
         results = _ingest_within_limits(
-            source=source, items=items, limited=limited, client_ip=_client_ip(request),
+            source=source,
+            items=items,
+            limited=limited,
+            client_ip=_client_ip(request),
             retry_after=retry_after,
         )
         headers = {"Retry-After": str(retry_after)} if limited else {}
@@ -258,24 +303,32 @@ class FeedbackApi(APIView):
                 summary[result.status] = summary.get(result.status, 0) + 1
             return Response(
                 {"results": [r.as_dict() for r in results], "summary": summary},
-                status=status.HTTP_207_MULTI_STATUS, headers=headers,
+                status=status.HTTP_207_MULTI_STATUS,
+                headers=headers,
             )
         result = results[0]
         if result.status == ERROR:
             if result.code == "rate_limited":
                 raise ApplicationError(
-                    "This rater is over the source's rate limit; nothing was stored.", code="rate_limited",
-                    status_code=status.HTTP_429_TOO_MANY_REQUESTS, fields=result.errors, headers=headers,
+                    "This rater is over the source's rate limit; nothing was stored.",
+                    code="rate_limited",
+                    status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+                    fields=result.errors,
+                    headers=headers,
                 )
             raise ApplicationError("The event is invalid; see fields.", fields=result.errors)
         code = status.HTTP_200_OK if result.status == DUPLICATE else status.HTTP_201_CREATED
-        return Response({"id": result.id, "client_id": result.client_id, "status": result.status}, status=code)
+        return Response(
+            {"id": result.id, "client_id": result.client_id, "status": result.status}, status=code
+        )
 
     @extend_schema(
         operation_id="feedback_list",
         summary="List feedback, newest first (secret key: its source; curators: every source)",
         parameters=[
-            OpenApiParameter("source", str, description="Source name (curators only; a key sees its own)."),
+            OpenApiParameter(
+                "source", str, description="Source name (curators only; a key sees its own)."
+            ),
             OpenApiParameter("type", str, enum=["rating", "preference", "ranking", "edit"]),
             OpenApiParameter("status", str, enum=["accepted", "quarantined"]),
             OpenApiParameter("model", str),
@@ -297,14 +350,21 @@ class FeedbackApi(APIView):
         filters = FeedbackListFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         own_source = request.auth.source if isinstance(request.auth, ApiKey) else None
-        if own_source is None and filters.validated_data.get("rater") and not filters.validated_data.get("source"):
+        if (
+            own_source is None
+            and filters.validated_data.get("rater")
+            and not filters.validated_data.get("source")
+        ):
             # Rater ids are hashed per source: without one there is nothing to look them up by.
             raise ApplicationError(
                 "The request is invalid; see fields.",
                 fields={"rater": ["needs 'source': rater ids are pseudonymous per source"]},
             )
-        qs = selectors.event_list(source=own_source, source_name=None if own_source else filters.validated_data.get("source"),
-                                  **{k: v for k, v in filters.validated_data.items() if k != "source"})
+        qs = selectors.event_list(
+            source=own_source,
+            source_name=None if own_source else filters.validated_data.get("source"),
+            **{k: v for k, v in filters.validated_data.items() if k != "source"},
+        )
         paginator = _NewestFirst()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(EventOutputSerializer(page, many=True).data)
@@ -340,7 +400,7 @@ class FeedbackDetailApi(APIView):
             qs = qs.filter(source=request.auth.source)
         event = qs.filter(pk=event_id).first()
         if event is None:
-            raise ApplicationError("No such event.", code="not_found", status_code=status.HTTP_404_NOT_FOUND)
+            raise ApplicationError(
+                "No such event.", code="not_found", status_code=status.HTTP_404_NOT_FOUND
+            )
         return Response(EventDetailOutputSerializer(event).data)
-
-

@@ -27,7 +27,9 @@ class Event(models.Model):
         QUARANTINED = "quarantined"
 
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="events")
-    client_id = models.CharField(max_length=200, help_text="The client's event id, unique per source.")
+    client_id = models.CharField(
+        max_length=200, help_text="The client's event id, unique per source."
+    )
     type = models.CharField(max_length=20, choices=Type.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACCEPTED)
     payload = models.JSONField(help_text="The event as received, after PII redaction.")
@@ -36,18 +38,29 @@ class Event(models.Model):
     checkpoint = models.CharField(max_length=200, blank=True, db_index=True)
     consent = models.BooleanField(default=True, help_text="May this feedback train models?")
     licence = models.CharField(max_length=100, blank=True)
-    redactions = models.JSONField(default=dict, blank=True, help_text="PII kinds redacted, with counts.")
-    ip_hash = models.CharField(max_length=64, blank=True, help_text="Keyed hash of the client address.")
-    occurred_at = models.DateTimeField(null=True, blank=True, help_text="When the user gave it (client clock).")
+    redactions = models.JSONField(
+        default=dict, blank=True, help_text="PII kinds redacted, with counts."
+    )
+    ip_hash = models.CharField(
+        max_length=64, blank=True, help_text="Keyed hash of the client address."
+    )
+    occurred_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the user gave it (client clock)."
+    )
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["source", "client_id"], name="event_unique_client_id_per_source"),
-            models.CheckConstraint(condition=models.Q(type__in=EVENT_TYPES), name="event_type_valid"),
+            models.UniqueConstraint(
+                fields=["source", "client_id"], name="event_unique_client_id_per_source"
+            ),
             models.CheckConstraint(
-                condition=models.Q(status__in=["accepted", "quarantined"]), name="event_status_valid"
+                condition=models.Q(type__in=EVENT_TYPES), name="event_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["accepted", "quarantined"]),
+                name="event_status_valid",
             ),
         ]
         indexes = [models.Index(fields=["source", "received_at"], name="event_source_received")]
@@ -61,15 +74,21 @@ class Interaction(models.Model):
     of the responses of a preference or ranking."""
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="interactions")
-    position = models.PositiveSmallIntegerField(help_text="Index in the event's responses (0 for one).")
+    position = models.PositiveSmallIntegerField(
+        help_text="Index in the event's responses (0 for one)."
+    )
     model = models.CharField(max_length=200, blank=True, db_index=True)
     checkpoint = models.CharField(max_length=200, blank=True, db_index=True)
-    prompt_hash = models.CharField(max_length=32, db_index=True, help_text="Hash of the normalized prompt.")
+    prompt_hash = models.CharField(
+        max_length=32, db_index=True, help_text="Hash of the normalized prompt."
+    )
     edited = models.BooleanField(default=False, help_text="The user corrected this reply.")
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["event", "position"], name="interaction_unique_position"),
+            models.UniqueConstraint(
+                fields=["event", "position"], name="interaction_unique_position"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -92,10 +111,18 @@ class Rating(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(value__in=[1, -1]) | models.Q(value__isnull=True), name="rating_value_thumb"),
-            models.CheckConstraint(condition=models.Q(score__gte=1, score__lte=10) | models.Q(score__isnull=True), name="rating_score_range"),
+            models.CheckConstraint(
+                condition=models.Q(value__in=[1, -1]) | models.Q(value__isnull=True),
+                name="rating_value_thumb",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(score__gte=1, score__lte=10) | models.Q(score__isnull=True),
+                name="rating_score_range",
+            ),
         ]
-        indexes = [models.Index(fields=["model", "checkpoint", "created_at"], name="rating_model_time")]
+        indexes = [
+            models.Index(fields=["model", "checkpoint", "created_at"], name="rating_model_time")
+        ]
 
     def __str__(self) -> str:
         return f"rating {self.value or self.score} on {self.model}"
@@ -123,8 +150,13 @@ class Comparison(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["interaction_a", "interaction_b"], name="comparison_unique_pair"),
-            models.CheckConstraint(condition=models.Q(outcome__in=["a", "b", "tie", "both_bad"]), name="comparison_outcome_valid"),
+            models.UniqueConstraint(
+                fields=["interaction_a", "interaction_b"], name="comparison_unique_pair"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(outcome__in=["a", "b", "tie", "both_bad"]),
+                name="comparison_outcome_valid",
+            ),
         ]
         indexes = [models.Index(fields=["model_a", "model_b"], name="comparison_models")]
 

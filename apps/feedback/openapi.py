@@ -41,7 +41,10 @@ def event_components() -> dict[str, Any]:
     components = dict(schema.pop("$defs", {}))
     components["FeedbackEvent"] = schema
     components["FeedbackBatch"] = {
-        "type": "array", "items": {"$ref": _REF.format(model="FeedbackEvent")}, "minItems": 1, "maxItems": 1000,
+        "type": "array",
+        "items": {"$ref": _REF.format(model="FeedbackEvent")},
+        "minItems": 1,
+        "maxItems": 1000,
     }
     return components
 
@@ -58,41 +61,84 @@ _PROMPT = [{"role": "user", "content": "What is the capital of Australia?"}]
 INGEST_EXAMPLES = [
     OpenApiExample(
         "Thumbs down with a reason",
-        value={"type": "rating", "id": "evt-1842", "rater": "user-77", "model": "llama3.1:8b",
-               "messages": _PROMPT, "response": "Sydney.", "rating": -1,
-               "reason": "not_factually_correct", "comment": "It is Canberra.", "tags": ["geography"]},
+        value={
+            "type": "rating",
+            "id": "evt-1842",
+            "rater": "user-77",
+            "model": "llama3.1:8b",
+            "messages": _PROMPT,
+            "response": "Sydney.",
+            "rating": -1,
+            "reason": "not_factually_correct",
+            "comment": "It is Canberra.",
+            "tags": ["geography"],
+        },
         request_only=True,
     ),
     OpenApiExample(
         "A/B choice",
-        value={"type": "preference", "id": "evt-1843", "rater": "user-77", "messages": _PROMPT,
-               "responses": [{"model": "qwen2.5:7b", "content": "Canberra."},
-                             {"model": "mistral:7b", "content": "Sydney."}],
-               "choice": 0},
+        value={
+            "type": "preference",
+            "id": "evt-1843",
+            "rater": "user-77",
+            "messages": _PROMPT,
+            "responses": [
+                {"model": "qwen2.5:7b", "content": "Canberra."},
+                {"model": "mistral:7b", "content": "Sydney."},
+            ],
+            "choice": 0,
+        },
         request_only=True,
     ),
     OpenApiExample(
         "Ranking, best first",
-        value={"type": "ranking", "id": "evt-1844", "messages": _PROMPT,
-               "responses": [{"model": "a", "content": "Sydney."}, {"model": "b", "content": "Canberra."},
-                             {"model": "c", "content": "Canberra, since 1913."}],
-               "ranking": [2, 1, 0]},
+        value={
+            "type": "ranking",
+            "id": "evt-1844",
+            "messages": _PROMPT,
+            "responses": [
+                {"model": "a", "content": "Sydney."},
+                {"model": "b", "content": "Canberra."},
+                {"model": "c", "content": "Canberra, since 1913."},
+            ],
+            "ranking": [2, 1, 0],
+        },
         request_only=True,
     ),
     OpenApiExample(
         "An edit",
-        value={"type": "edit", "id": "evt-1845", "model": "llama3.1:8b", "messages": _PROMPT,
-               "response": "Sydney.", "edited": "Canberra."},
+        value={
+            "type": "edit",
+            "id": "evt-1845",
+            "model": "llama3.1:8b",
+            "messages": _PROMPT,
+            "response": "Sydney.",
+            "edited": "Canberra.",
+        },
         request_only=True,
     ),
     OpenApiExample(
         "Batch answer (207)",
-        value={"results": [{"index": 0, "status": "accepted", "id": 101, "client_id": "evt-1842"},
-                           {"index": 1, "status": "duplicate", "id": 97, "client_id": "evt-1790"},
-                           {"index": 2, "status": "error", "client_id": "evt-1846", "code": "invalid",
-                            "errors": {"messages.0.role": ["Input should be 'system', 'developer', 'user', 'assistant', 'tool' or 'function'"]}}],
-               "summary": {"accepted": 1, "duplicate": 1, "error": 1}},
-        response_only=True, status_codes=["207"],
+        value={
+            "results": [
+                {"index": 0, "status": "accepted", "id": 101, "client_id": "evt-1842"},
+                {"index": 1, "status": "duplicate", "id": 97, "client_id": "evt-1790"},
+                {
+                    "index": 2,
+                    "status": "error",
+                    "client_id": "evt-1846",
+                    "code": "invalid",
+                    "errors": {
+                        "messages.0.role": [
+                            "Input should be 'system', 'developer', 'user', 'assistant', 'tool' or 'function'"
+                        ]
+                    },
+                },
+            ],
+            "summary": {"accepted": 1, "duplicate": 1, "error": 1},
+        },
+        response_only=True,
+        status_codes=["207"],
     ),
 ]
 

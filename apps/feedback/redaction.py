@@ -48,6 +48,8 @@ _PATTERNS = {
 }
 _SCANNER = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _PATTERNS.items()))
 PLACEHOLDERS = {kind: f"[{kind.upper()}]" for kind in _PATTERNS}
+
+
 @dataclass(frozen=True)
 class _Needs:
     """What a text must contain for one alternative to match anywhere in it: each of LITERALS (a
@@ -87,7 +89,10 @@ _NEEDS: dict[str, tuple[tuple[str, _Needs], ...]] = {
             r"(?<![\w+])\+\d{1,3}[\s.\-]?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,4}(?:[\s.\-]?\d{2,4}){1,4}(?!\w)",
             _Needs(("+",), digits=4),
         ),
-        (r"(?<![\w+\-.])\(\d{2,4}\)[\s.\-]?\d{3,4}[\s.\-]\d{3,4}(?!\w)", _Needs(("(", ")"), digits=8)),
+        (
+            r"(?<![\w+\-.])\(\d{2,4}\)[\s.\-]?\d{3,4}[\s.\-]\d{3,4}(?!\w)",
+            _Needs(("(", ")"), digits=8),
+        ),
         (r"(?<![\w+\-.:/])\d{3}[\s.\-]\d{3}[\s.\-]\d{4}(?![\w\-])", _Needs(digits=10)),
         (
             r"(?<![\w+\-.:/])0\d{1,4}[\s.\-]\d{2,4}[\s.\-]\d{2,4}(?:[\s.\-]\d{2,4}){0,2}(?![\w\-])",
@@ -98,7 +103,11 @@ _NEEDS: dict[str, tuple[tuple[str, _Needs], ...]] = {
 for _kind, _alternatives in _NEEDS.items():
     if "|".join(pattern for pattern, _ in _alternatives) != _PATTERNS[_kind]:
         raise ImportError(f"redaction: _NEEDS[{_kind!r}] is out of step with _PATTERNS[{_kind!r}]")
-_ALTERNATIVES = [(kind, pattern, needs) for kind, alternatives in _NEEDS.items() for pattern, needs in alternatives]
+_ALTERNATIVES = [
+    (kind, pattern, needs)
+    for kind, alternatives in _NEEDS.items()
+    for pattern, needs in alternatives
+]
 
 # A quick test that lets most texts skip the scanner altogether: a text with none of these (no
 # '@', no digit, none of the strings, no "bearer" in any case) is never scanned. Kept exactly as
@@ -107,10 +116,16 @@ _MAYBE_LITERALS = ("@", "sk-", "gh", "xox", "AIza", "hf_", "eyJ", "::")
 # Every (literal, times) that some condition asks about, with its bit in a text's profile.
 _LITERAL_BITS = tuple(
     (1 << bit, literal, times)
-    for bit, (literal, times) in enumerate(sorted(
-        {(literal, needs.literals.count(literal)) for _, _, needs in _ALTERNATIVES for literal in needs.literals}
-        | {(literal, 1) for literal in _MAYBE_LITERALS}
-    ))
+    for bit, (literal, times) in enumerate(
+        sorted(
+            {
+                (literal, needs.literals.count(literal))
+                for _, _, needs in _ALTERNATIVES
+                for literal in needs.literals
+            }
+            | {(literal, 1) for literal in _MAYBE_LITERALS}
+        )
+    )
 )
 _MOST_DIGITS_NEEDED = max(needs.digits for _, _, needs in _ALTERNATIVES)
 _DIGIT = re.compile(r"\d")
@@ -198,7 +213,10 @@ def _accept(kind: str, text: str) -> bool:
         # address, or one that looks like a real one (`fe80::1`: digits and a long group).
         if text.count(":") >= 3 or text == "::1":
             return True
-        return any(char.isdigit() for char in text) and max(len(group) for group in text.split(":")) >= 3
+        return (
+            any(char.isdigit() for char in text)
+            and max(len(group) for group in text.split(":")) >= 3
+        )
     if kind == "phone":
         digits = sum(char.isdigit() for char in text)
         return 7 <= digits <= 15 and not _is_date(text)
@@ -250,11 +268,16 @@ def _redact(text: str, counts: Counter[str]) -> str:
                 best, best_index = match, index
         if best is None:
             break
-        pieces.append(text[done:best.start()])
+        pieces.append(text[done : best.start()])
         pieces.append(_replacement(_COMPILED[best_index][0], best.group(), counts))
         done = best.end()
         upcoming = [
-            (index, match if match is None or match.start() >= done else _COMPILED[index][1].search(text, done))
+            (
+                index,
+                match
+                if match is None or match.start() >= done
+                else _COMPILED[index][1].search(text, done),
+            )
             for index, match in upcoming
         ]
     pieces.append(text[done:])
@@ -269,14 +292,30 @@ def _replacement(kind: str, value: str, counts: Counter[str]) -> str:
 
 
 # Keys whose values are identifiers, not free text written by a person.
-_STRUCTURAL = frozenset({"type", "id", "rater", "model", "checkpoint", "role", "licence", "timestamp", "choice", "ranking", "interaction_id"})
+_STRUCTURAL = frozenset(
+    {
+        "type",
+        "id",
+        "rater",
+        "model",
+        "checkpoint",
+        "role",
+        "licence",
+        "timestamp",
+        "choice",
+        "ranking",
+        "interaction_id",
+    }
+)
 
 
 def redact_event(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
     """A copy of the raw event with PII redacted in every free-text value (messages, responses,
     comments, edits, tags, metadata: values and keys), and the counts by kind."""
     counts: Counter[str] = Counter()
-    redacted = {key: value if key in _STRUCTURAL else _walk(value, counts) for key, value in payload.items()}
+    redacted = {
+        key: value if key in _STRUCTURAL else _walk(value, counts) for key, value in payload.items()
+    }
     return redacted, dict(counts)
 
 
@@ -285,7 +324,10 @@ def _walk(value: Any, counts: Counter[str]) -> Any:
     if isinstance(value, str):
         return redact_text(value, counts)
     if isinstance(value, list):
-        return [redact_text(item, counts) if type(item) is str else _walk(item, counts) for item in value]
+        return [
+            redact_text(item, counts) if type(item) is str else _walk(item, counts)
+            for item in value
+        ]
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():

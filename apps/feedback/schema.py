@@ -76,10 +76,16 @@ class Response(_Strict):
 
 
 class _EventBase(_Strict):
-    id: Short | None = Field(None, description="Your event id; a retry with the same id is a no-op.")
-    rater: Short | None = Field(None, description="Your end user's id; stored only as a keyed hash.")
+    id: Short | None = Field(
+        None, description="Your event id; a retry with the same id is a no-op."
+    )
+    rater: Short | None = Field(
+        None, description="Your end user's id; stored only as a keyed hash."
+    )
     model: Short | None = None
-    checkpoint: Short | None = Field(None, description="Registry id of the checkpoint that answered.")
+    checkpoint: Short | None = Field(
+        None, description="Registry id of the checkpoint that answered."
+    )
     interaction_id: Short | None = Field(None, description=_INTERACTION)
     messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)]
     # Factories, not `= []` / `= {}`: pydantic deep-copies a mutable default for every event.
@@ -89,9 +95,13 @@ class _EventBase(_Strict):
     reason: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     comment: Annotated[str, Field(max_length=MAX_COMMENT)] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra={"default": {}})
-    consent: bool | None = Field(None, description="May this feedback train models? Default: the source's.")
+    consent: bool | None = Field(
+        None, description="May this feedback train models? Default: the source's."
+    )
     licence: Annotated[str, Field(max_length=100)] | None = None
-    timestamp: datetime | None = Field(None, description="When the user gave the feedback (ISO 8601).")
+    timestamp: datetime | None = Field(
+        None, description="When the user gave the feedback (ISO 8601)."
+    )
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -240,7 +250,9 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(kept) or "non_field_errors"
 
 
-def validate_event(data: Any) -> tuple[RatingEvent | PreferenceEvent | RankingEvent | EditEvent | None, dict[str, list[str]]]:
+def validate_event(
+    data: Any,
+) -> tuple[RatingEvent | PreferenceEvent | RankingEvent | EditEvent | None, dict[str, list[str]]]:
     """Validate one raw event; return it, or field errors keyed by dotted path."""
     if not isinstance(data, dict):
         return None, {"non_field_errors": ["each event must be a JSON object"]}
@@ -248,11 +260,16 @@ def validate_event(data: Any) -> tuple[RatingEvent | PreferenceEvent | RankingEv
     if kind not in EVENT_TYPES:
         return None, {"type": [f"must be one of {', '.join(EVENT_TYPES)}"]}
     too_deep = [
-        name for name, value in data.items()
-        if name != "metadata" and isinstance(value, list | dict) and _deeper_than(value, MAX_EVENT_DEPTH)
+        name
+        for name, value in data.items()
+        if name != "metadata"
+        and isinstance(value, list | dict)
+        and _deeper_than(value, MAX_EVENT_DEPTH)
     ]
     if too_deep:
-        return None, {name: [f"is nested deeper than {MAX_EVENT_DEPTH} levels"] for name in too_deep}
+        return None, {
+            name: [f"is nested deeper than {MAX_EVENT_DEPTH} levels"] for name in too_deep
+        }
     try:
         return _event_adapter.validate_python(data), {}
     except ValidationError as exc:

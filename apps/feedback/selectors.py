@@ -55,7 +55,10 @@ def event_detail_queryset() -> QuerySet[Event]:
 
     return Event.objects.select_related("source", "rating_row").prefetch_related(
         Prefetch("interactions", queryset=Interaction.objects.order_by("position")),
-        Prefetch("comparisons", queryset=Comparison.objects.select_related("interaction_a", "interaction_b")),
+        Prefetch(
+            "comparisons",
+            queryset=Comparison.objects.select_related("interaction_a", "interaction_b"),
+        ),
         current_verdicts_prefetch(),
     )
 
@@ -65,14 +68,26 @@ def event_normalized(event: Event) -> dict[str, Any]:
     rating = getattr(event, "rating_row", None)
     return {
         "interactions": [
-            {"position": i.position, "model": i.model, "checkpoint": i.checkpoint,
-             "prompt_hash": i.prompt_hash, "edited": i.edited}
+            {
+                "position": i.position,
+                "model": i.model,
+                "checkpoint": i.checkpoint,
+                "prompt_hash": i.prompt_hash,
+                "edited": i.edited,
+            }
             for i in event.interactions.all()
         ],
-        "rating": None if rating is None else {"value": rating.value, "score": rating.score, "reason": rating.reason},
+        "rating": None
+        if rating is None
+        else {"value": rating.value, "score": rating.score, "reason": rating.reason},
         "comparisons": [
-            {"a": c.interaction_a.position, "b": c.interaction_b.position, "model_a": c.model_a,
-             "model_b": c.model_b, "outcome": c.outcome}
+            {
+                "a": c.interaction_a.position,
+                "b": c.interaction_b.position,
+                "model_a": c.model_a,
+                "model_b": c.model_b,
+                "outcome": c.outcome,
+            }
             for c in event.comparisons.all()
         ],
     }

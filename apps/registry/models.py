@@ -68,8 +68,12 @@ class Checkpoint(models.Model):
         related_name="checkpoints",
     )
     method = models.CharField(max_length=3, blank=True, help_text="sft, dpo or kto.")
-    local_path = models.CharField(max_length=500, blank=True, help_text="Adapter folder as trained.")
-    artifact_uri = models.CharField(max_length=500, blank=True, help_text="Where publishing put it.")
+    local_path = models.CharField(
+        max_length=500, blank=True, help_text="Adapter folder as trained."
+    )
+    artifact_uri = models.CharField(
+        max_length=500, blank=True, help_text="Where publishing put it."
+    )
     sha256 = models.JSONField(default=dict, blank=True, help_text="{file name: sha256}.")
     metrics = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE)
@@ -83,7 +87,9 @@ class Checkpoint(models.Model):
                 condition=Q(status__in=["candidate", "published", "retired"]),
                 name="checkpoint_status_valid",
             ),
-            models.CheckConstraint(condition=Q(kind__in=["adapter", "base"]), name="checkpoint_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["adapter", "base"]), name="checkpoint_kind_valid"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -21,8 +21,15 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
-    list_display = ["name", "is_active", "redact_pii", "hold_for_review", "rate_limit_per_minute",
-                    "rater_rate_limit_per_minute", "created_at"]
+    list_display = [
+        "name",
+        "is_active",
+        "redact_pii",
+        "hold_for_review",
+        "rate_limit_per_minute",
+        "rater_rate_limit_per_minute",
+        "created_at",
+    ]
     search_fields = ["name", "description"]
     inlines = [ApiKeyInline]
     actions = ["rotate_keys"]
@@ -32,7 +39,9 @@ class SourceAdmin(admin.ModelAdmin):
         for source in queryset:
             issued = source_keys_rotate(source=source)
             shown = ", ".join(f"{i.key.kind}: {i.raw}" for i in issued)
-            self.message_user(request, f"{source.name}: new keys (shown once) — {shown}", messages.WARNING)
+            self.message_user(
+                request, f"{source.name}: new keys (shown once) — {shown}", messages.WARNING
+            )
 
 
 @admin.register(ApiKey)
@@ -43,7 +52,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # keys are issued by creating or rotating a source, so the raw key is shown once
+        return (
+            False  # keys are issued by creating or rotating a source, so the raw key is shown once
+        )
 
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

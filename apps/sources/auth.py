@@ -52,7 +52,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = api_key_for_request(raw.strip())
         if key is None:
             raise exceptions.AuthenticationFailed("The API key is unknown or has been revoked.")
-        if key.kind == ApiKey.Kind.PUBLISHABLE and not origin_allowed(key.source, request.META.get("HTTP_ORIGIN")):
+        if key.kind == ApiKey.Kind.PUBLISHABLE and not origin_allowed(
+            key.source, request.META.get("HTTP_ORIGIN")
+        ):
             raise exceptions.PermissionDenied(
                 "A publishable key works only from a browser origin that the source allows; "
                 "use the secret key from a server."

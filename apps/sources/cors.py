@@ -22,7 +22,9 @@ def _known_origins() -> frozenset[str]:
     now = time.monotonic()
     if now - _cached[0] > _CACHE_SECONDS:
         origins: set[str] = set()
-        for allowed in Source.objects.filter(is_active=True).values_list("allowed_origins", flat=True):
+        for allowed in Source.objects.filter(is_active=True).values_list(
+            "allowed_origins", flat=True
+        ):
             origins.update(allowed or [])
         _cached = (now, frozenset(origins))
     return _cached[1]
@@ -50,7 +52,11 @@ class FeedbackCorsMiddleware:
         if not request.path.startswith(self.PREFIX):
             return self.get_response(request)
         origin = request.headers.get("Origin")
-        if origin and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        if (
+            origin
+            and request.method == "OPTIONS"
+            and "Access-Control-Request-Method" in request.headers
+        ):
             response = HttpResponse(status=204)
             if _allowed(origin):
                 response["Access-Control-Allow-Origin"] = origin

@@ -10,7 +10,9 @@ from django.db import models
 
 def _validate_origins(value: object) -> None:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValidationError("allowed_origins must be a list of origins such as https://chat.example.org")
+        raise ValidationError(
+            "allowed_origins must be a list of origins such as https://chat.example.org"
+        )
     for origin in value:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise ValidationError(f"{origin!r} is not an origin (scheme://host[:port]) or '*'")
@@ -22,7 +24,11 @@ class Source(models.Model):
     name = models.CharField(
         max_length=100,
         unique=True,
-        validators=[RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "lower-case letters, digits, '.', '_' and '-'")],
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9][a-z0-9_.-]*$", "lower-case letters, digits, '.', '_' and '-'"
+            )
+        ],
         help_text="Short identifier, e.g. open-webui-prod.",
     )
     description = models.TextField(blank=True)
@@ -32,7 +38,9 @@ class Source(models.Model):
         validators=[_validate_origins],
         help_text="Browser origins that may use this source's publishable key (CORS).",
     )
-    redact_pii = models.BooleanField(default=True, help_text="Redact e-mails, phone numbers, cards, keys…")
+    redact_pii = models.BooleanField(
+        default=True, help_text="Redact e-mails, phone numbers, cards, keys…"
+    )
     hold_for_review = models.BooleanField(
         default=False, help_text="Quarantine every new event until a curator accepts it."
     )
@@ -43,7 +51,8 @@ class Source(models.Model):
         default=600, help_text="Events per minute per rater; 0 means unlimited."
     )
     default_consent = models.BooleanField(
-        default=True, help_text="Whether events that say nothing about consent may be used for training."
+        default=True,
+        help_text="Whether events that say nothing about consent may be used for training.",
     )
     default_licence = models.CharField(max_length=100, blank=True, default="")
     is_active = models.BooleanField(default=True)

@@ -63,7 +63,9 @@ def _incr_many(costs: dict[str, int]) -> dict[str, int]:
     client = _redis_client()
     if client is not None:
         names = list(costs)
-        totals = client.sinkhole_incr_and_expire(keys=names, args=[*costs.values(), WINDOW_SECONDS * 2])
+        totals = client.sinkhole_incr_and_expire(
+            keys=names, args=[*costs.values(), WINDOW_SECONDS * 2]
+        )
         return {name: int(total) for name, total in zip(names, totals, strict=True)}
     totals = {}
     for name, cost in costs.items():
@@ -123,10 +125,14 @@ def check_raters(*, source_id: int, limit: int, raters: list[str]) -> tuple[dict
 
 def _rater_counters(source_id: int, counts: Counter[str], window: int) -> dict[str, str]:
     # Rater ids are personal data: the counters are named by their keyed hash, never in clear.
-    return {rater: f"rl:rater:{source_id}:{rater_hash(source_id, rater)}:{window}" for rater in counts}
+    return {
+        rater: f"rl:rater:{source_id}:{rater_hash(source_id, rater)}:{window}" for rater in counts
+    }
 
 
-def _rater_fits(counts: Counter[str], names: dict[str, str], totals: dict[str, int], limit: int) -> dict[str, int]:
+def _rater_fits(
+    counts: Counter[str], names: dict[str, str], totals: dict[str, int], limit: int
+) -> dict[str, int]:
     """From the charged totals: the raters over LIMIT, with how many of their items fit; what
     did not fit is given back."""
     fits: dict[str, int] = {}
@@ -181,9 +187,12 @@ def check_request(
     names = _rater_counters(source_id, counts, window)
     keys = ([f"rl:key:{key_id}:{window}"] if check_the_key else []) + list(names.values())
     totals = client.sinkhole_check_request(
-        keys=keys, args=[WINDOW_SECONDS * 2, cost if check_the_key else 0, key_limit, *counts.values()]
+        keys=keys,
+        args=[WINDOW_SECONDS * 2, cost if check_the_key else 0, key_limit, *counts.values()],
     )
     if totals is None:
         return Verdict(False, retry_after), {}, 0
-    fits = _rater_fits(counts, names, dict(zip(names.values(), map(int, totals), strict=True)), rater_limit)
+    fits = _rater_fits(
+        counts, names, dict(zip(names.values(), map(int, totals), strict=True)), rater_limit
+    )
     return Verdict(True), fits, retry_after if fits else 0

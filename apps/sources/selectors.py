@@ -30,8 +30,12 @@ def api_key_by_raw(raw_key: str) -> ApiKey | None:
     for index, column, converters in _converters():  # JSON text to Python, for one
         for convert in converters:
             values[index] = convert(values[index], column, connection)
-    key = ApiKey.from_db(connection.alias, [f.attname for f in key_fields], values[: len(key_fields)])
-    source = Source.from_db(connection.alias, [f.attname for f in source_fields], values[len(key_fields):])
+    key = ApiKey.from_db(
+        connection.alias, [f.attname for f in key_fields], values[: len(key_fields)]
+    )
+    source = Source.from_db(
+        connection.alias, [f.attname for f in source_fields], values[len(key_fields) :]
+    )
     key._state.fields_cache["source"] = source  # what select_related leaves behind
     return key
 
@@ -73,9 +77,14 @@ def forget_recent_keys(**_: object) -> None:
 
 @cache
 def _key_lookup() -> tuple[str, tuple[Any, ...], tuple[Any, ...]]:
-    key_fields, source_fields = tuple(ApiKey._meta.concrete_fields), tuple(Source._meta.concrete_fields)
+    key_fields, source_fields = (
+        tuple(ApiKey._meta.concrete_fields),
+        tuple(Source._meta.concrete_fields),
+    )
     quote = connection.ops.quote_name
-    columns = [f"k.{quote(f.column)}" for f in key_fields] + [f"s.{quote(f.column)}" for f in source_fields]
+    columns = [f"k.{quote(f.column)}" for f in key_fields] + [
+        f"s.{quote(f.column)}" for f in source_fields
+    ]
     sql = (
         f"SELECT {', '.join(columns)} FROM {quote(ApiKey._meta.db_table)} k "  # noqa: S608 - names from the models
         f"JOIN {quote(Source._meta.db_table)} s ON s.{quote(Source._meta.pk.column)} = k.{quote(ApiKey._meta.get_field('source').column)} "
@@ -92,7 +101,9 @@ def _converters() -> tuple[tuple[int, Any, tuple[Any, ...]], ...]:
     found = []
     for index, field in enumerate((*key_fields, *source_fields)):
         column = field.get_col(field.model._meta.db_table)
-        converters = tuple(connection.ops.get_db_converters(column) + field.get_db_converters(connection))
+        converters = tuple(
+            connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        )
         if converters:
             found.append((index, column, converters))
     return tuple(found)

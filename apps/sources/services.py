@@ -44,7 +44,10 @@ def source_create(
 ) -> tuple[Source, IssuedKey, IssuedKey]:
     """Create a source with one secret and one publishable key."""
     source = Source(
-        name=name, description=description, allowed_origins=allowed_origins or [], redact_pii=redact_pii
+        name=name,
+        description=description,
+        allowed_origins=allowed_origins or [],
+        redact_pii=redact_pii,
     )
     source.full_clean()
     source.save()

@@ -59,7 +59,9 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=STATUSES), name="training_run_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=STATUSES), name="training_run_status_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(method__in=["sft", "dpo", "kto"]), name="training_run_method_valid"
             ),

@@ -67,9 +67,11 @@ def test_a_real_worker_derives_the_normalized_rows_of_events_posted_through_the_
     worker = WorkerProcess(live_broker, tmp_path / "worker.log")
     try:
         wait_for(
-            lambda: Comparison.objects.count() == 4
-            and Rating.objects.count() == 1
-            and Verdict.objects.filter(is_current=True).count() == 3,
+            lambda: (
+                Comparison.objects.count() == 4
+                and Rating.objects.count() == 1
+                and Verdict.objects.filter(is_current=True).count() == 3
+            ),
             timeout=WORKER_TIMEOUT_S,
             what="the worker did not derive 1 rating and 4 comparisons and judge 3 events",
             log=worker.log,

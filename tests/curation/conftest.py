@@ -70,6 +70,7 @@ def add_events(make_source: Callable[..., Any]) -> Callable[..., list[Event]]:
 
 # --- the browser ---------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     with chromium() as launched:

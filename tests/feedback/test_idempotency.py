@@ -61,7 +61,13 @@ def test_a_batch_that_partly_repeats_earlier_events_stores_only_the_new_ones(api
 
 
 def test_the_same_id_twice_in_one_batch_is_stored_once(api: Api) -> None:
-    results = api.post([rating(id="twice", comment="first"), rating(id="other"), rating(id="twice", comment="second")]).json()["results"]
+    results = api.post(
+        [
+            rating(id="twice", comment="first"),
+            rating(id="other"),
+            rating(id="twice", comment="second"),
+        ]
+    ).json()["results"]
 
     assert [r["status"] for r in results] == ["accepted", "accepted", "duplicate"]
     assert results[2]["id"] == results[0]["id"]
@@ -76,7 +82,9 @@ def test_an_invalid_first_copy_does_not_make_the_valid_second_a_duplicate(api: A
     assert Event.objects.get().client_id == "x"
 
 
-def test_the_same_id_from_two_sources_is_two_events(api: Api, make_source: Any, client: Client) -> None:
+def test_the_same_id_from_two_sources_is_two_events(
+    api: Api, make_source: Any, client: Client
+) -> None:
     other = make_source("other")
 
     ours = api.post(rating(id="shared"))
@@ -87,7 +95,9 @@ def test_the_same_id_from_two_sources_is_two_events(api: Api, make_source: Any, 
     assert Event.objects.filter(client_id="shared").count() == 2
 
 
-def test_the_secret_and_publishable_keys_of_one_source_share_its_ids(make_source: Any, client: Client) -> None:
+def test_the_secret_and_publishable_keys_of_one_source_share_its_ids(
+    make_source: Any, client: Client
+) -> None:
     web = make_source("web", allowed_origins=["https://chat.example.org"])
     first = Api(client, web.secret).post(rating())
 
@@ -133,8 +143,12 @@ def _at_once(bodies: list[Any], key: str) -> list[Any]:
         client = Client(raise_request_exception=False)
         try:
             barrier.wait(timeout=30)
-            answers[index] = client.post("/api/v1/feedback", json.dumps(body), content_type="application/json",
-                                         HTTP_AUTHORIZATION=f"Bearer {key}")
+            answers[index] = client.post(
+                "/api/v1/feedback",
+                json.dumps(body),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {key}",
+            )
         finally:
             close_old_connections()
             connection.close()
@@ -179,7 +193,9 @@ def test_concurrent_retries_of_a_batch_store_each_event_once(unlimited: SourceWi
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_batches_that_overlap_in_a_different_order_store_each_event_once(unlimited: SourceWithKeys) -> None:
+def test_concurrent_batches_that_overlap_in_a_different_order_store_each_event_once(
+    unlimited: SourceWithKeys,
+) -> None:
     ids = [f"evt-{i}" for i in range(300)]
     forward = [rating(id=i, rater=i) for i in ids]
     backward = list(reversed(forward))
@@ -187,7 +203,9 @@ def test_concurrent_batches_that_overlap_in_a_different_order_store_each_event_o
 
     answers = _at_once([forward, backward, middle, forward, backward], unlimited.secret)
 
-    assert all(a.status_code == 207 for a in answers), [a.content[:300] for a in answers if a.status_code != 207]
+    assert all(a.status_code == 207 for a in answers), [
+        a.content[:300] for a in answers if a.status_code != 207
+    ]
     server_id_of: dict[str, int] = {}
     for answer in answers:
         for result in answer.json()["results"]:
@@ -212,13 +230,23 @@ def test_a_real_deadlock_between_two_batches_is_retried(unlimited: SourceWithKey
                 FOR EACH ROW EXECUTE FUNCTION test_slow_gate();
         """)
     try:
-        one = [rating(id="k1", rater="a"), rating(id="gate-1", rater="b"), rating(id="k2", rater="c")]
-        two = [rating(id="k2", rater="c"), rating(id="gate-2", rater="d"), rating(id="k1", rater="a")]
+        one = [
+            rating(id="k1", rater="a"),
+            rating(id="gate-1", rater="b"),
+            rating(id="k2", rater="c"),
+        ]
+        two = [
+            rating(id="k2", rater="c"),
+            rating(id="gate-2", rater="d"),
+            rating(id="k1", rater="a"),
+        ]
 
         answers = _at_once([one, two], unlimited.secret)
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER test_slow_gate ON feedback_event; DROP FUNCTION test_slow_gate();")
+            cursor.execute(
+                "DROP TRIGGER test_slow_gate ON feedback_event; DROP FUNCTION test_slow_gate();"
+            )
 
     assert [a.status_code for a in answers] == [207, 207], [a.content[:300] for a in answers]
     first, second = ({r["client_id"]: r["id"] for r in a.json()["results"]} for a in answers)

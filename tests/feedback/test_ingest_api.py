@@ -20,9 +20,15 @@ PROMPT = [{"role": "user", "content": "What is the capital of Australia?"}]
 
 def ranking(**overrides: Any) -> dict[str, Any]:
     event = {
-        "type": "ranking", "id": "evt-r", "rater": "user-1", "messages": PROMPT,
-        "responses": [{"model": "a", "content": "Sydney."}, {"model": "b", "content": "Canberra."},
-                      {"model": "c", "content": "Canberra, since 1913."}],
+        "type": "ranking",
+        "id": "evt-r",
+        "rater": "user-1",
+        "messages": PROMPT,
+        "responses": [
+            {"model": "a", "content": "Sydney."},
+            {"model": "b", "content": "Canberra."},
+            {"model": "c", "content": "Canberra, since 1913."},
+        ],
         "ranking": [2, 1, 0],
     }
     event.update(overrides)
@@ -31,8 +37,13 @@ def ranking(**overrides: Any) -> dict[str, Any]:
 
 def edit(**overrides: Any) -> dict[str, Any]:
     event = {
-        "type": "edit", "id": "evt-e", "rater": "user-1", "model": "llama3.1:8b", "messages": PROMPT,
-        "response": "Sydney.", "edited": "Canberra.",
+        "type": "edit",
+        "id": "evt-e",
+        "rater": "user-1",
+        "model": "llama3.1:8b",
+        "messages": PROMPT,
+        "response": "Sydney.",
+        "edited": "Canberra.",
     }
     event.update(overrides)
     return event
@@ -42,7 +53,9 @@ def edit(**overrides: Any) -> dict[str, Any]:
 def curator(django_user_model: Any, client: Any) -> Api:
     """A logged-in curator (perm feedback.view_event), reading through the session."""
     user = django_user_model.objects.create_user("curator", password="a-long-password")
-    user.user_permissions.add(Permission.objects.get(codename="view_event", content_type__app_label="feedback"))
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_event", content_type__app_label="feedback")
+    )
     client.force_login(user)
     return Api(client, None)
 
@@ -50,7 +63,9 @@ def curator(django_user_model: Any, client: Any) -> Api:
 # --- POST: one event ---------------------------------------------------------------------------
 
 
-def test_it_stores_one_event_and_answers_201_with_id_client_id_and_status(api: Api, src: Any) -> None:
+def test_it_stores_one_event_and_answers_201_with_id_client_id_and_status(
+    api: Api, src: Any
+) -> None:
     response = api.post(rating())
 
     assert response.status_code == 201
@@ -59,14 +74,21 @@ def test_it_stores_one_event_and_answers_201_with_id_client_id_and_status(api: A
     assert body["client_id"] == "evt-1"
     assert body["status"] == "accepted"
     event = Event.objects.get(pk=body["id"])
-    assert (event.source, event.client_id, event.type, event.status) == (src.source, "evt-1", "rating", "accepted")
+    assert (event.source, event.client_id, event.type, event.status) == (
+        src.source,
+        "evt-1",
+        "rating",
+        "accepted",
+    )
 
 
 @pytest.mark.parametrize(
     "event",
     [
         rating(),
-        rating(rating=-1, reason="not_factually_correct", comment="It is Canberra.", tags=["geography"]),
+        rating(
+            rating=-1, reason="not_factually_correct", comment="It is Canberra.", tags=["geography"]
+        ),
         rating(rating=None, score=7),
         rating(rating=1, score=10),
         preference(choice=0),
@@ -77,8 +99,19 @@ def test_it_stores_one_event_and_answers_201_with_id_client_id_and_status(api: A
         ranking(responses=[{"content": "x"}, {"content": "y"}], ranking=[1, 0]),
         edit(),
     ],
-    ids=["thumb", "thumb-with-reason", "score", "thumb-and-score", "choice-0", "choice-1", "tie",
-         "both-bad", "ranking-3", "ranking-2", "edit"],
+    ids=[
+        "thumb",
+        "thumb-with-reason",
+        "score",
+        "thumb-and-score",
+        "choice-0",
+        "choice-1",
+        "tie",
+        "both-bad",
+        "ranking-3",
+        "ranking-2",
+        "edit",
+    ],
 )
 def test_it_accepts_every_documented_shape(api: Api, event: dict[str, Any]) -> None:
     response = api.post(event)
@@ -90,10 +123,20 @@ def test_it_accepts_every_documented_shape(api: Api, event: dict[str, Any]) -> N
 def test_it_accepts_openai_message_extras_and_multi_part_content(api: Api) -> None:
     messages = [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [{"type": "text", "text": "What is this?"},
-                                      {"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}}]},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
-                                                               "function": {"name": "look", "arguments": "{}"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "look", "arguments": "{}"}}
+            ],
+        },
         {"role": "tool", "content": "a cat", "tool_call_id": "c1"},
     ]
     response = api.post(rating(messages=messages))
@@ -114,7 +157,9 @@ def test_an_event_without_an_id_gets_one_made_by_the_server(api: Api) -> None:
     assert Event.objects.get(pk=first.json()["id"]).payload["id"] == first.json()["client_id"]
 
 
-def test_a_source_that_holds_for_review_quarantines_what_it_sends(make_source: Any, client: Any) -> None:
+def test_a_source_that_holds_for_review_quarantines_what_it_sends(
+    make_source: Any, client: Any
+) -> None:
     held = make_source("held", hold_for_review=True)
 
     response = Api(client, held.secret).post(rating())
@@ -129,9 +174,14 @@ def test_a_source_that_holds_for_review_quarantines_what_it_sends(make_source: A
 
 def test_it_stores_the_event_verbatim_except_for_the_rater(api: Api, src: Any) -> None:
     sent = rating(
-        checkpoint="ckpt-7", reason="too_long", comment="Fine, if long.", tags=["geo", "short"],
+        checkpoint="ckpt-7",
+        reason="too_long",
+        comment="Fine, if long.",
+        tags=["geo", "short"],
         metadata={"ui": {"theme": "dark"}, "latency_ms": 812, "flags": [True, None, 1.5]},
-        consent=True, licence="CC-BY-4.0", timestamp="2026-01-31T12:00:00Z",
+        consent=True,
+        licence="CC-BY-4.0",
+        timestamp="2026-01-31T12:00:00Z",
     )
 
     event = Event.objects.get(pk=api.post(sent).json()["id"])
@@ -141,12 +191,22 @@ def test_it_stores_the_event_verbatim_except_for_the_rater(api: Api, src: Any) -
 
 
 def test_it_copies_model_checkpoint_consent_licence_and_timestamp_into_columns(api: Api) -> None:
-    sent = rating(model="qwen2.5:7b", checkpoint="ckpt-42", consent=False, licence="CC0-1.0",
-                  timestamp="2026-01-31T13:00:00+01:00")
+    sent = rating(
+        model="qwen2.5:7b",
+        checkpoint="ckpt-42",
+        consent=False,
+        licence="CC0-1.0",
+        timestamp="2026-01-31T13:00:00+01:00",
+    )
 
     event = Event.objects.get(pk=api.post(sent).json()["id"])
 
-    assert (event.model, event.checkpoint, event.consent, event.licence) == ("qwen2.5:7b", "ckpt-42", False, "CC0-1.0")
+    assert (event.model, event.checkpoint, event.consent, event.licence) == (
+        "qwen2.5:7b",
+        "ckpt-42",
+        False,
+        "CC0-1.0",
+    )
     assert event.occurred_at == datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
     assert event.received_at > datetime.now(UTC) - timedelta(minutes=1)
 
@@ -172,7 +232,9 @@ def test_the_rater_is_stored_only_as_a_keyed_hash(api: Api, src: Any) -> None:
     assert not any(rater in str(value) for value in row)
 
 
-def test_the_same_rater_links_up_within_a_source_but_not_across_sources(api: Api, make_source: Any, client: Any) -> None:
+def test_the_same_rater_links_up_within_a_source_but_not_across_sources(
+    api: Api, make_source: Any, client: Any
+) -> None:
     other = make_source("other")
     first = Event.objects.get(pk=api.post(rating(id="a")).json()["id"])
     second = Event.objects.get(pk=api.post(rating(id="b")).json()["id"])
@@ -182,8 +244,13 @@ def test_the_same_rater_links_up_within_a_source_but_not_across_sources(api: Api
 
 
 def test_it_keeps_a_keyed_hash_of_the_client_address_not_the_address(api: Api) -> None:
-    response = api.client.post("/api/v1/feedback", json.dumps(rating()), content_type="application/json",
-                               REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION=f"Bearer {api.key}")
+    response = api.client.post(
+        "/api/v1/feedback",
+        json.dumps(rating()),
+        content_type="application/json",
+        REMOTE_ADDR="203.0.113.9",
+        HTTP_AUTHORIZATION=f"Bearer {api.key}",
+    )
 
     event = Event.objects.get(pk=response.json()["id"])
     assert event.ip_hash == ip_hash("203.0.113.9")
@@ -214,7 +281,9 @@ def test_the_database_refuses_to_update_a_stored_event(api: Api) -> None:
 @pytest.mark.postgres
 def test_on_postgresql_the_database_also_refuses_to_delete_a_stored_event(api: Api) -> None:
     if connection.vendor != "postgresql":
-        pytest.skip("DELETE is guarded by a PostgreSQL trigger only (SQLite test teardown deletes rows)")
+        pytest.skip(
+            "DELETE is guarded by a PostgreSQL trigger only (SQLite test teardown deletes rows)"
+        )
     event_id = api.post(rating()).json()["id"]
 
     with pytest.raises(DatabaseError), transaction.atomic():
@@ -249,12 +318,19 @@ def test_a_batch_answers_207_with_one_result_per_item_in_order(api: Api) -> None
 
 
 def test_a_bad_item_never_spoils_its_neighbours_nor_leaves_a_row(api: Api) -> None:
-    batch = [rating(id="good-1"), rating(id="bad", messages=[]), rating(id="good-2"), "not an event"]
+    batch = [
+        rating(id="good-1"),
+        rating(id="bad", messages=[]),
+        rating(id="good-2"),
+        "not an event",
+    ]
 
     results = api.post(batch).json()["results"]
 
     assert [r["status"] for r in results] == ["accepted", "error", "accepted", "error"]
-    assert results[1]["errors"] == {"messages": ["List should have at least 1 item after validation, not 0"]}
+    assert results[1]["errors"] == {
+        "messages": ["List should have at least 1 item after validation, not 0"]
+    }
     assert results[3]["errors"] == {"non_field_errors": ["each event must be a JSON object"]}
     assert set(Event.objects.values_list("client_id", flat=True)) == {"good-1", "good-2"}
     assert {results[0]["id"], results[2]["id"]} == set(Event.objects.values_list("id", flat=True))
@@ -320,18 +396,31 @@ def test_detail_shows_the_event_and_its_normalized_rows(
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["id"], body["client_id"], body["source"], body["type"]) == (event_id, "evt-r", "test-app", "ranking")
+    assert (body["id"], body["client_id"], body["source"], body["type"]) == (
+        event_id,
+        "evt-r",
+        "test-app",
+        "ranking",
+    )
     assert body["rater"] == rater_hash(src.source.pk, "user-1")
     assert body["payload"]["ranking"] == [2, 1, 0]
     normalized = body["normalized"]
     assert [(i["position"], i["model"], i["checkpoint"]) for i in normalized["interactions"]] == [
-        (0, "a", "ckpt-1"), (1, "b", "ckpt-1"), (2, "c", "ckpt-1")]
+        (0, "a", "ckpt-1"),
+        (1, "b", "ckpt-1"),
+        (2, "c", "ckpt-1"),
+    ]
     assert normalized["rating"] is None
     assert sorted((c["a"], c["b"], c["outcome"]) for c in normalized["comparisons"]) == [
-        (0, 1, "b"), (0, 2, "b"), (1, 2, "b")]
+        (0, 1, "b"),
+        (0, 2, "b"),
+        (1, 2, "b"),
+    ]
 
 
-def test_detail_of_a_rating_shows_its_rating_row(api: Api, django_capture_on_commit_callbacks: Any) -> None:
+def test_detail_of_a_rating_shows_its_rating_row(
+    api: Api, django_capture_on_commit_callbacks: Any
+) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         event_id = api.post(rating(rating=-1, score=3, reason="wrong")).json()["id"]
 
@@ -350,7 +439,9 @@ def test_a_key_sees_only_its_own_sources_events(api: Api, make_source: Any, clie
     assert api.get(f"/api/v1/feedback/{theirs}").status_code == 404
     assert api.get(f"/api/v1/feedback/{ours}").status_code == 200
     assert [e["id"] for e in api.get("/api/v1/feedback").json()["results"]] == [ours]
-    assert [e["id"] for e in api.get("/api/v1/feedback", source="other").json()["results"]] == [ours]
+    assert [e["id"] for e in api.get("/api/v1/feedback", source="other").json()["results"]] == [
+        ours
+    ]
 
 
 def test_detail_of_an_event_that_does_not_exist_is_404(api: Api) -> None:
@@ -360,7 +451,9 @@ def test_detail_of_an_event_that_does_not_exist_is_404(api: Api) -> None:
         assert response.json()["error"]["code"] == "not_found"
 
 
-def test_a_curator_reads_every_source_through_the_session(curator: Api, api: Api, make_source: Any, client: Any) -> None:
+def test_a_curator_reads_every_source_through_the_session(
+    curator: Api, api: Api, make_source: Any, client: Any
+) -> None:
     other = make_source("other")
     ours = Api(client, api.key).post(rating()).json()["id"]
     theirs = Api(client, other.secret).post(rating()).json()["id"]
@@ -369,10 +462,14 @@ def test_a_curator_reads_every_source_through_the_session(curator: Api, api: Api
 
     assert [e["id"] for e in listed] == [theirs, ours]
     assert curator.get(f"/api/v1/feedback/{theirs}").status_code == 200
-    assert [e["id"] for e in curator.get("/api/v1/feedback", source="other").json()["results"]] == [theirs]
+    assert [e["id"] for e in curator.get("/api/v1/feedback", source="other").json()["results"]] == [
+        theirs
+    ]
 
 
-def test_a_logged_in_user_without_the_view_permission_cannot_read(api: Api, django_user_model: Any, client: Any) -> None:
+def test_a_logged_in_user_without_the_view_permission_cannot_read(
+    api: Api, django_user_model: Any, client: Any
+) -> None:
     event_id = api.post(rating()).json()["id"]
     client.force_login(django_user_model.objects.create_user("nosy", password="a-long-password"))
 
@@ -416,8 +513,22 @@ def test_the_list_is_newest_first_with_the_event_fields(api: Api, assorted: dict
 
     results = response.json()["results"]
     assert [e["client_id"] for e in results] == ["e1", "k1", "p1", "r2", "r1"]
-    assert set(results[0]) == {"id", "client_id", "source", "type", "status", "model", "checkpoint", "rater",
-                               "consent", "licence", "redactions", "occurred_at", "received_at", "payload"}
+    assert set(results[0]) == {
+        "id",
+        "client_id",
+        "source",
+        "type",
+        "status",
+        "model",
+        "checkpoint",
+        "rater",
+        "consent",
+        "licence",
+        "redactions",
+        "occurred_at",
+        "received_at",
+        "payload",
+    }
 
 
 @pytest.mark.parametrize(
@@ -440,7 +551,9 @@ def test_the_list_is_newest_first_with_the_event_fields(api: Api, assorted: dict
         ({"since": "2999-01-01T00:00:00Z"}, []),
     ],
 )
-def test_the_list_filters(api: Api, assorted: dict[str, int], params: dict[str, str], expected: list[str]) -> None:
+def test_the_list_filters(
+    api: Api, assorted: dict[str, int], params: dict[str, str], expected: list[str]
+) -> None:
     assert _listed(api, **params) == expected
 
 
@@ -451,10 +564,14 @@ def test_since_and_until_bracket_the_received_time(api: Api) -> None:
 
     assert _listed(api, since=second.isoformat()) == ["third", "second"]
     assert _listed(api, until=second.isoformat()) == ["first"]
-    assert _listed(api, since=second.isoformat(), until=(second + timedelta(microseconds=1)).isoformat()) == ["second"]
+    assert _listed(
+        api, since=second.isoformat(), until=(second + timedelta(microseconds=1)).isoformat()
+    ) == ["second"]
 
 
-def test_a_curator_filters_by_rater_within_a_named_source(curator: Api, assorted: dict[str, int]) -> None:
+def test_a_curator_filters_by_rater_within_a_named_source(
+    curator: Api, assorted: dict[str, int]
+) -> None:
     assert _listed(curator, source="test-app", rater="ann") == ["p1", "r1"]
     assert _listed(curator, source="no-such-source") == []
 
@@ -483,14 +600,18 @@ def test_cursor_pagination_walks_every_event_once(api: Api, assorted: dict[str, 
         ({"cursor": "not-a-cursor"}, "cursor"),
     ],
 )
-def test_bad_filter_values_are_400_with_the_field_named(api: Api, params: dict[str, str], field: str) -> None:
+def test_bad_filter_values_are_400_with_the_field_named(
+    api: Api, params: dict[str, str], field: str
+) -> None:
     response = api.get("/api/v1/feedback", **params)
 
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == [field]
 
 
-def test_a_curator_filtering_by_rater_must_name_the_source(curator: Api, assorted: dict[str, int]) -> None:
+def test_a_curator_filtering_by_rater_must_name_the_source(
+    curator: Api, assorted: dict[str, int]
+) -> None:
     response = curator.get("/api/v1/feedback", rater="ann")
 
     assert response.status_code == 400

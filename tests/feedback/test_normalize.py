@@ -23,10 +23,17 @@ PROMPT = [{"role": "user", "content": "What is the capital of Australia?"}]
 
 def ranking(**overrides: Any) -> dict[str, Any]:
     event = {
-        "type": "ranking", "id": "evt-r", "rater": "user-1", "messages": PROMPT, "model": "fallback",
-        "responses": [{"model": "a", "content": "Sydney."}, {"content": "Canberra."},
-                      {"model": "c", "checkpoint": "ck-c", "content": "Canberra, since 1913."},
-                      {"model": "d", "content": "Melbourne."}],
+        "type": "ranking",
+        "id": "evt-r",
+        "rater": "user-1",
+        "messages": PROMPT,
+        "model": "fallback",
+        "responses": [
+            {"model": "a", "content": "Sydney."},
+            {"content": "Canberra."},
+            {"model": "c", "checkpoint": "ck-c", "content": "Canberra, since 1913."},
+            {"model": "d", "content": "Melbourne."},
+        ],
         "ranking": [2, 1, 3, 0],
     }
     event.update(overrides)
@@ -34,8 +41,15 @@ def ranking(**overrides: Any) -> dict[str, Any]:
 
 
 def edit(**overrides: Any) -> dict[str, Any]:
-    event = {"type": "edit", "id": "evt-e", "model": "m", "checkpoint": "ck", "messages": PROMPT,
-             "response": "Sydney.", "edited": "Canberra."}
+    event = {
+        "type": "edit",
+        "id": "evt-e",
+        "model": "m",
+        "checkpoint": "ck",
+        "messages": PROMPT,
+        "response": "Sydney.",
+        "edited": "Canberra.",
+    }
     event.update(overrides)
     return event
 
@@ -46,7 +60,9 @@ def edit(**overrides: Any) -> dict[str, Any]:
 def test_a_thumb_becomes_one_interaction_and_a_rating() -> None:
     derived = derive(rating(rating=-1, reason="wrong", checkpoint="ck-1"))
 
-    assert derived.interactions == [{"position": 0, "model": "llama3.1:8b", "checkpoint": "ck-1", "edited": False}]
+    assert derived.interactions == [
+        {"position": 0, "model": "llama3.1:8b", "checkpoint": "ck-1", "edited": False}
+    ]
     assert derived.rating == {"value": -1, "score": None, "reason": "wrong"}
     assert derived.comparisons == []
 
@@ -58,13 +74,19 @@ def test_a_score_is_kept_beside_an_absent_thumb() -> None:
 def test_an_edit_becomes_one_edited_interaction_without_a_rating() -> None:
     derived = derive(edit())
 
-    assert derived.interactions == [{"position": 0, "model": "m", "checkpoint": "ck", "edited": True}]
+    assert derived.interactions == [
+        {"position": 0, "model": "m", "checkpoint": "ck", "edited": True}
+    ]
     assert derived.rating is None
     assert derived.comparisons == []
 
 
-@pytest.mark.parametrize(("choice", "outcome"), [(0, "a"), (1, "b"), ("tie", "tie"), ("both_bad", "both_bad")])
-def test_a_preference_becomes_two_interactions_and_one_comparison(choice: Any, outcome: str) -> None:
+@pytest.mark.parametrize(
+    ("choice", "outcome"), [(0, "a"), (1, "b"), ("tie", "tie"), ("both_bad", "both_bad")]
+)
+def test_a_preference_becomes_two_interactions_and_one_comparison(
+    choice: Any, outcome: str
+) -> None:
     derived = derive(preference(choice=choice))
 
     assert [(i["position"], i["model"]) for i in derived.interactions] == [(0, "a"), (1, "b")]
@@ -79,19 +101,34 @@ def test_a_ranking_expands_to_every_pair_with_the_better_one_winning() -> None:
     expected = [(a, b, "a" if place[a] < place[b] else "b") for a, b in combinations(range(4), 2)]
     assert derived.comparisons == expected
     assert len(derived.comparisons) == 6
-    assert (1, 2, "b") in derived.comparisons and (0, 3, "b") in derived.comparisons and (1, 3, "a") in derived.comparisons
+    assert (
+        (1, 2, "b") in derived.comparisons
+        and (0, 3, "b") in derived.comparisons
+        and (1, 3, "a") in derived.comparisons
+    )
 
 
 def test_a_response_without_a_model_falls_back_to_the_events() -> None:
     interactions = derive(ranking()).interactions
 
     assert [(i["model"], i["checkpoint"]) for i in interactions] == [
-        ("a", ""), ("fallback", ""), ("c", "ck-c"), ("d", "")]
+        ("a", ""),
+        ("fallback", ""),
+        ("c", "ck-c"),
+        ("d", ""),
+    ]
 
 
 def test_prompts_that_differ_only_in_case_and_space_hash_alike() -> None:
     same = prompt_hash([{"role": "user", "content": "  What is   the Capital\nof Australia? "}])
-    parts = prompt_hash([{"role": "user", "content": [{"type": "text", "text": "what is the capital of australia?"}]}])
+    parts = prompt_hash(
+        [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "what is the capital of australia?"}],
+            }
+        ]
+    )
 
     assert same == parts == prompt_hash(PROMPT)
     assert prompt_hash([{"role": "system", "content": PROMPT[0]["content"]}]) != same
@@ -104,22 +141,50 @@ def test_prompts_that_differ_only_in_case_and_space_hash_alike() -> None:
 @pytest.fixture
 def stored(api: Api) -> list[int]:
     """One event of each type in the raw log, not yet normalized."""
-    batch = [rating(id="r", rating=1, score=9, reason="good", checkpoint="ck-r"), preference(id="p", choice="tie"),
-             ranking(id="k"), edit(id="e")]
+    batch = [
+        rating(id="r", rating=1, score=9, reason="good", checkpoint="ck-r"),
+        preference(id="p", choice="tie"),
+        ranking(id="k"),
+        edit(id="e"),
+    ]
     return [result["id"] for result in api.post(batch).json()["results"]]
 
 
 def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
     """Every derived row, without its own primary key, in a stable order."""
     return {
-        "interactions": sorted(Interaction.objects.values_list("event_id", "position", "model", "checkpoint",
-                                                               "prompt_hash", "edited")),
-        "ratings": sorted(Rating.objects.values_list("event_id", "interaction__position", "source_id", "model",
-                                                     "checkpoint", "value", "score", "reason", "rater_hash",
-                                                     "created_at")),
-        "comparisons": sorted(Comparison.objects.values_list("event_id", "interaction_a__position",
-                                                             "interaction_b__position", "source_id", "model_a",
-                                                             "model_b", "outcome", "rater_hash", "created_at")),
+        "interactions": sorted(
+            Interaction.objects.values_list(
+                "event_id", "position", "model", "checkpoint", "prompt_hash", "edited"
+            )
+        ),
+        "ratings": sorted(
+            Rating.objects.values_list(
+                "event_id",
+                "interaction__position",
+                "source_id",
+                "model",
+                "checkpoint",
+                "value",
+                "score",
+                "reason",
+                "rater_hash",
+                "created_at",
+            )
+        ),
+        "comparisons": sorted(
+            Comparison.objects.values_list(
+                "event_id",
+                "interaction_a__position",
+                "interaction_b__position",
+                "source_id",
+                "model_a",
+                "model_b",
+                "outcome",
+                "rater_hash",
+                "created_at",
+            )
+        ),
     }
 
 
@@ -131,24 +196,45 @@ def test_it_writes_the_derived_rows_of_every_type(stored: list[int], src: Any) -
     assert Interaction.objects.filter(event_id=rating_id).count() == 1
     assert Interaction.objects.filter(event_id=preference_id).count() == 2
     assert Interaction.objects.filter(event_id=ranking_id).count() == 4
-    assert list(Interaction.objects.filter(event_id=edit_id).values_list("edited", flat=True)) == [True]
+    assert list(Interaction.objects.filter(event_id=edit_id).values_list("edited", flat=True)) == [
+        True
+    ]
     row = Rating.objects.get()
     event = Event.objects.get(pk=rating_id)
     assert (row.event_id, row.value, row.score, row.reason, row.model, row.checkpoint) == (
-        rating_id, 1, 9, "good", "llama3.1:8b", "ck-r")
-    assert (row.source_id, row.rater_hash, row.created_at) == (src.source.pk, event.rater_hash, event.received_at)
-    assert list(Comparison.objects.filter(event_id=preference_id).values_list("model_a", "model_b", "outcome")) == [
-        ("a", "b", "tie")]
+        rating_id,
+        1,
+        9,
+        "good",
+        "llama3.1:8b",
+        "ck-r",
+    )
+    assert (row.source_id, row.rater_hash, row.created_at) == (
+        src.source.pk,
+        event.rater_hash,
+        event.received_at,
+    )
+    assert list(
+        Comparison.objects.filter(event_id=preference_id).values_list(
+            "model_a", "model_b", "outcome"
+        )
+    ) == [("a", "b", "tie")]
     assert Comparison.objects.filter(event_id=ranking_id).count() == 6
     for comparison in Comparison.objects.select_related("interaction_a", "interaction_b"):
         assert comparison.interaction_a.position < comparison.interaction_b.position
-        assert comparison.interaction_a.event_id == comparison.interaction_b.event_id == comparison.event_id
+        assert (
+            comparison.interaction_a.event_id
+            == comparison.interaction_b.event_id
+            == comparison.event_id
+        )
 
 
 def test_interactions_of_one_prompt_share_its_hash(stored: list[int]) -> None:
     feedback_events_normalize(event_ids=stored)
 
-    hashes = set(Interaction.objects.exclude(event_id=stored[1]).values_list("prompt_hash", flat=True))
+    hashes = set(
+        Interaction.objects.exclude(event_id=stored[1]).values_list("prompt_hash", flat=True)
+    )
     assert hashes == {prompt_hash(PROMPT)}
 
 
@@ -177,7 +263,9 @@ def test_a_rebuild_derives_exactly_the_same_rows(stored: list[int]) -> None:
     assert feedback_normalized_rebuild(chunk_size=3) == 4
 
     assert _snapshot() == before
-    assert not old_ids & set(Interaction.objects.values_list("id", flat=True)), "rebuild did not rebuild"
+    assert not old_ids & set(Interaction.objects.values_list("id", flat=True)), (
+        "rebuild did not rebuild"
+    )
 
 
 def test_a_rebuild_leaves_the_raw_log_untouched(stored: list[int]) -> None:
@@ -186,7 +274,10 @@ def test_a_rebuild_leaves_the_raw_log_untouched(stored: list[int]) -> None:
 
     feedback_normalized_rebuild()
 
-    assert list(Event.objects.order_by("id").values_list("id", "payload", "status", "received_at")) == raw
+    assert (
+        list(Event.objects.order_by("id").values_list("id", "payload", "status", "received_at"))
+        == raw
+    )
 
 
 def test_a_rebuild_reports_progress(stored: list[int]) -> None:
@@ -197,7 +288,9 @@ def test_a_rebuild_reports_progress(stored: list[int]) -> None:
     assert seen == [3, 1]
 
 
-def test_the_ingest_task_normalizes_and_judges_after_commit(api: Api, django_capture_on_commit_callbacks: Any) -> None:
+def test_the_ingest_task_normalizes_and_judges_after_commit(
+    api: Api, django_capture_on_commit_callbacks: Any
+) -> None:
     from apps.quality.models import Verdict
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -209,7 +302,9 @@ def test_the_ingest_task_normalizes_and_judges_after_commit(api: Api, django_cap
     assert Comparison.objects.filter(event_id=event_id).count() == 6
 
 
-def test_a_retry_schedules_no_second_normalization(api: Api, django_capture_on_commit_callbacks: Any) -> None:
+def test_a_retry_schedules_no_second_normalization(
+    api: Api, django_capture_on_commit_callbacks: Any
+) -> None:
     api.post(rating())
 
     with django_capture_on_commit_callbacks() as callbacks:

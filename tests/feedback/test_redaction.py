@@ -23,7 +23,11 @@ def _redact(text: str) -> tuple[str, dict[str, int]]:
 REDACTED = {
     # e-mail
     "email": ("write to jane.doe@example.org today", "write to [EMAIL] today", "email"),
-    "email-plus-tag-and-subdomains": ("cc j.doe+feedback@mail.corp.example.co.uk.", "cc [EMAIL].", "email"),
+    "email-plus-tag-and-subdomains": (
+        "cc j.doe+feedback@mail.corp.example.co.uk.",
+        "cc [EMAIL].",
+        "email",
+    ),
     "email-in-angle-brackets": ("From: Jane <jane@example.org>", "From: Jane <[EMAIL]>", "email"),
     # phone
     "phone-us-dashes": ("call 555-123-4567 now", "call [PHONE] now", "phone"),
@@ -34,7 +38,11 @@ REDACTED = {
     "phone-france-whole": ("appelez le 01 23 45 67 89 svp", "appelez le [PHONE] svp", "phone"),
     "phone-germany": ("Tel. +49 30 901820", "Tel. [PHONE]", "phone"),
     # payment cards, Luhn-checked
-    "card-visa-spaced": ("card 4111 1111 1111 1111 exp 12/29", "card [CARD_NUMBER] exp 12/29", "card_number"),
+    "card-visa-spaced": (
+        "card 4111 1111 1111 1111 exp 12/29",
+        "card [CARD_NUMBER] exp 12/29",
+        "card_number",
+    ),
     "card-visa-dashed": ("4111-1111-1111-1111", "[CARD_NUMBER]", "card_number"),
     "card-visa-solid": ("my card is 4111111111111111.", "my card is [CARD_NUMBER].", "card_number"),
     "card-mastercard": ("5555 5555 5555 4444", "[CARD_NUMBER]", "card_number"),
@@ -42,23 +50,50 @@ REDACTED = {
     # IP addresses
     "ipv4": ("from 192.168.1.20 today", "from [IP_ADDRESS] today", "ip_address"),
     "ipv4-with-port": ("at 10.0.0.1:8080", "at [IP_ADDRESS]:8080", "ip_address"),
-    "ipv6-full": ("host 2001:0db8:85a3:0000:0000:8a2e:0370:7334 up", "host [IP_ADDRESS] up", "ip_address"),
+    "ipv6-full": (
+        "host 2001:0db8:85a3:0000:0000:8a2e:0370:7334 up",
+        "host [IP_ADDRESS] up",
+        "ip_address",
+    ),
     "ipv6-compressed": ("host 2001:db8::8a2e:370:7334", "host [IP_ADDRESS]", "ip_address"),
     "ipv6-loopback": ("bind ::1 only", "bind [IP_ADDRESS] only", "ip_address"),
     "ipv6-link-local": ("via fe80::1 on eth0", "via [IP_ADDRESS] on eth0", "ip_address"),
     # API keys and tokens
     "openai-key": ("key sk-proj-abcdefghijklmnopqrstuvwx1234", "key [API_KEY]", "api_key"),
-    "openai-key-plain": ("OPENAI_API_KEY=sk-abcdefghijklmnopqrstuvwxyz", "OPENAI_API_KEY=[API_KEY]", "api_key"),
+    "openai-key-plain": (
+        "OPENAI_API_KEY=sk-abcdefghijklmnopqrstuvwxyz",
+        "OPENAI_API_KEY=[API_KEY]",
+        "api_key",
+    ),
     "anthropic-key": ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "[API_KEY]", "api_key"),
     "aws-access-key": ("aws AKIAIOSFODNN7EXAMPLE here", "aws [API_KEY] here", "api_key"),
-    "github-token": ("token ghp_abcdefghijklmnopqrstuvwxyz0123456789", "token [API_KEY]", "api_key"),
-    "github-pat": ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "[API_KEY]", "api_key"),
+    "github-token": (
+        "token ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "token [API_KEY]",
+        "api_key",
+    ),
+    "github-pat": (
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+        "[API_KEY]",
+        "api_key",
+    ),
     "slack-token": ("xoxb-1234567890-abcdefghij", "[API_KEY]", "api_key"),
     "huggingface-token": ("hf_abcdefghijklmnopqrstuvwxyzABCDEF", "[API_KEY]", "api_key"),
-    "jwt": ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-            "[API_KEY]", "api_key"),
-    "bearer-token": ("Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345", "Authorization: [BEARER_TOKEN]", "bearer_token"),
-    "bearer-token-lower-case": ("curl -H 'authorization: bearer 0123456789abcdef0123'", "curl -H 'authorization: [BEARER_TOKEN]'", "bearer_token"),
+    "jwt": (
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "[API_KEY]",
+        "api_key",
+    ),
+    "bearer-token": (
+        "Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345",
+        "Authorization: [BEARER_TOKEN]",
+        "bearer_token",
+    ),
+    "bearer-token-lower-case": (
+        "curl -H 'authorization: bearer 0123456789abcdef0123'",
+        "curl -H 'authorization: [BEARER_TOKEN]'",
+        "bearer_token",
+    ),
 }
 
 
@@ -124,7 +159,9 @@ def test_it_redacts_every_free_text_field_of_an_event() -> None:
     event = preference(
         messages=[{"role": "user", "content": [{"type": "text", "text": "I am a@example.org"}]}],
         responses=[{"model": "a", "content": "Call 555-123-4567"}, {"model": "b", "content": "no"}],
-        comment="card 4111 1111 1111 1111", reason="ip 10.0.0.1", tags=["b@example.org"],
+        comment="card 4111 1111 1111 1111",
+        reason="ip 10.0.0.1",
+        tags=["b@example.org"],
         metadata={"note": {"deep": ["sk-abcdefghijklmnopqrstuvwxyz"]}, "c@example.org": 1},
     )
 
@@ -148,8 +185,13 @@ def test_two_metadata_keys_that_redact_alike_are_both_kept() -> None:
 
 
 def test_it_leaves_identifiers_alone() -> None:
-    event = rating(id="evt-192.168.1.1", model="llama3.1:8b", checkpoint="ckpt-555-123-4567",
-                   licence="CC-BY-4.0", timestamp="2026-01-31T12:00:00Z")
+    event = rating(
+        id="evt-192.168.1.1",
+        model="llama3.1:8b",
+        checkpoint="ckpt-555-123-4567",
+        licence="CC-BY-4.0",
+        timestamp="2026-01-31T12:00:00Z",
+    )
 
     redacted, counts = redact_event(event)
 
@@ -182,7 +224,13 @@ def test_pii_never_reaches_the_database(api: Api) -> None:
     for secret in ("jane@example.org", "4111 1111 1111 1111", "555", "sk-proj-abc", "203.0.113.7"):
         assert secret not in stored
     assert event.payload["messages"][0]["content"] == "I'm [EMAIL], card [CARD_NUMBER]"
-    assert event.redactions == {"email": 1, "card_number": 1, "phone": 1, "api_key": 1, "ip_address": 1}
+    assert event.redactions == {
+        "email": 1,
+        "card_number": 1,
+        "phone": 1,
+        "api_key": 1,
+        "ip_address": 1,
+    }
 
 
 def test_the_redaction_counts_are_shown_to_readers(api: Api) -> None:
@@ -192,7 +240,9 @@ def test_the_redaction_counts_are_shown_to_readers(api: Api) -> None:
 
 
 def test_a_clean_event_records_no_redactions(api: Api) -> None:
-    event = Event.objects.get(pk=api.post(rating(comment="Version 1.2.3 fixed it on 2024-01-15.")).json()["id"])
+    event = Event.objects.get(
+        pk=api.post(rating(comment="Version 1.2.3 fixed it on 2024-01-15.")).json()["id"]
+    )
 
     assert event.redactions == {}
     assert event.payload["comment"] == "Version 1.2.3 fixed it on 2024-01-15."
@@ -207,5 +257,7 @@ def test_a_source_that_opts_out_keeps_the_text_as_sent(make_source: Any, client:
     assert event.payload["comment"] == "mail jane@example.org"
     assert event.redactions == {}
     # Opting out of redaction does not opt out of hashing rater ids.
-    assert event.payload["rater"] == rater_hash(raw.source.pk, "jane@example.org") == event.rater_hash
+    assert (
+        event.payload["rater"] == rater_hash(raw.source.pk, "jane@example.org") == event.rater_hash
+    )
     assert "jane@example.org" not in event.rater_hash

@@ -44,13 +44,24 @@ def test_demo_pages_default_to_on_in_embedded_mode_and_with_debug(
     import subprocess
     import sys
 
-    environ = {k: v for k, v in os.environ.items() if k not in {"SINKHOLE_DEMO_PAGES", "DATABASE_URL", "DEBUG"}}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SINKHOLE_DEMO_PAGES", "DATABASE_URL", "DEBUG"}
+    }
     environ.update({"DEBUG": "true" if debug else "false", "DATABASE_URL": database_url})
     if env is not None:
         environ["SINKHOLE_DEMO_PAGES"] = env
     code = "import config.settings as s; print(s.SINKHOLE_DEMO_PAGES)"
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], env=environ, cwd=root, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=environ,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == str(expected)
 
 

@@ -84,7 +84,11 @@ def test_the_experiment_page_draws_the_intervals_of_arms_with_feedback(
     from tests.serving.test_experiments import ingest, make_experiment, thumbs
 
     make_experiment(registry, min_events=5)
-    ingest(src, thumbs("base-tiny", 3, 7) + thumbs("tiny-lora", 9, 1), django_capture_on_commit_callbacks)
+    ingest(
+        src,
+        thumbs("base-tiny", 3, 7) + thumbs("tiny-lora", 9, 1),
+        django_capture_on_commit_callbacks,
+    )
 
     html = admin_client.get("/experiments/lora-vs-base/").content.decode()
 

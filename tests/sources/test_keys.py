@@ -52,7 +52,10 @@ def test_create_source_without_json_prints_both_keys_for_a_person(db: Any) -> No
     assert "shown once" in printed
     keys = re.findall(r"\b[sp]k-[A-Za-z0-9_\-]{40,}", printed)
     assert [key[:3] for key in keys] == ["sk-", "pk-"]
-    assert all(ApiKey.objects.filter(key_hash=hashlib.sha256(key.encode()).hexdigest()).exists() for key in keys)
+    assert all(
+        ApiKey.objects.filter(key_hash=hashlib.sha256(key.encode()).hexdigest()).exists()
+        for key in keys
+    )
 
 
 def test_the_printed_keys_work_at_once(db: Any, client: Client) -> None:
@@ -75,8 +78,16 @@ def test_keys_are_stored_only_as_sha256_hashes(db: Any) -> None:
 
 
 def test_create_source_takes_origins_and_the_redaction_opt_out(db: Any) -> None:
-    _create("web", "--origin", "https://a.example.org", "--origin", "http://localhost:3000", "--no-redact",
-            "--description", "The staging chat")
+    _create(
+        "web",
+        "--origin",
+        "https://a.example.org",
+        "--origin",
+        "http://localhost:3000",
+        "--no-redact",
+        "--description",
+        "The staging chat",
+    )
 
     source = Source.objects.get(name="web")
     assert source.allowed_origins == ["https://a.example.org", "http://localhost:3000"]
@@ -161,7 +172,9 @@ def test_rotate_keys_revokes_both_and_prints_new_ones(db: Any, client: Client) -
     new = json.loads(_run("rotate_keys", "app", "--json"))
 
     assert set(new) == {"name", "secret_key", "publishable_key"}
-    assert new["secret_key"] != old["secret_key"] and new["publishable_key"] != old["publishable_key"]
+    assert (
+        new["secret_key"] != old["secret_key"] and new["publishable_key"] != old["publishable_key"]
+    )
     assert _ingests(client, old["secret_key"]) == 401
     assert _ingests(client, old["publishable_key"], origin="https://chat.example.org") == 401
     assert _ingests(client, new["secret_key"]) == 201
@@ -231,7 +244,9 @@ def test_admin_pages_render_for_a_superuser_without_showing_raw_keys(
     assert keys["secret_key"] not in page and keys["publishable_key"] not in page
 
 
-def test_the_source_page_lists_its_keys_by_prefix(admin_client: Client, keys: dict[str, str]) -> None:
+def test_the_source_page_lists_its_keys_by_prefix(
+    admin_client: Client, keys: dict[str, str]
+) -> None:
     source = Source.objects.get(name="admin-app")
 
     page = admin_client.get(f"/admin/sources/source/{source.pk}/change/").content.decode()
@@ -248,8 +263,9 @@ def test_the_admin_revoke_action_revokes_the_selected_keys(
 ) -> None:
     secret = ApiKey.objects.get(kind="secret")
 
-    response = admin_client.post("/admin/sources/apikey/", {"action": "revoke", "_selected_action": [secret.pk]},
-                                 follow=True)
+    response = admin_client.post(
+        "/admin/sources/apikey/", {"action": "revoke", "_selected_action": [secret.pk]}, follow=True
+    )
 
     assert response.status_code == 200
     assert "Revoked 1 key" in response.content.decode()
@@ -262,8 +278,11 @@ def test_the_admin_rotate_action_shows_the_new_keys_once(
 ) -> None:
     source = Source.objects.get(name="admin-app")
 
-    response = admin_client.post("/admin/sources/source/", {"action": "rotate_keys", "_selected_action": [source.pk]},
-                                 follow=True)
+    response = admin_client.post(
+        "/admin/sources/source/",
+        {"action": "rotate_keys", "_selected_action": [source.pk]},
+        follow=True,
+    )
 
     page = response.content.decode()
     new_secret = re.search(r"\bsk-[A-Za-z0-9_\-]{40,}", page).group()
@@ -273,7 +292,11 @@ def test_the_admin_rotate_action_shows_the_new_keys_once(
     assert new_secret not in admin_client.get("/admin/sources/source/").content.decode()
 
 
-def test_a_staff_user_without_permissions_cannot_see_sources(django_user_model: Any, client: Client, keys: dict[str, str]) -> None:
-    client.force_login(django_user_model.objects.create_user("staff", password="a-long-password", is_staff=True))
+def test_a_staff_user_without_permissions_cannot_see_sources(
+    django_user_model: Any, client: Client, keys: dict[str, str]
+) -> None:
+    client.force_login(
+        django_user_model.objects.create_user("staff", password="a-long-password", is_staff=True)
+    )
 
     assert client.get("/admin/sources/apikey/").status_code == 403

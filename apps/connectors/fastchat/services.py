@@ -208,7 +208,9 @@ class LogFollower:
                     summary.skip(f"{where}: {record.skipped}")
                 else:
                     summary.reject(f"{where}: {record.error}")
-        feedback_batch_ingest(source=self.cursor.source, events=events, places=places, summary=summary)
+        feedback_batch_ingest(
+            source=self.cursor.source, events=events, places=places, summary=summary
+        )
 
     def _advance(self, offset: int, lines: int) -> None:
         cursor = self.cursor

@@ -7,71 +7,174 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('feedback', '0003_ratertombstone'),
+        ("feedback", "0003_ratertombstone"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Decision',
+            name="Decision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('accept', 'Accept'), ('reject', 'Reject'), ('tag', 'Tag'), ('untag', 'Untag'), ('gold', 'edit to gold')], max_length=10)),
-                ('reason', models.CharField(blank=True, choices=[('spam', 'Spam'), ('low_quality', 'low quality'), ('unsafe', 'Unsafe'), ('pii', 'contains PII')], max_length=20)),
-                ('tag', models.CharField(blank=True, help_text='For tag/untag.', max_length=64)),
-                ('gold_response', models.TextField(blank=True, help_text="For gold: the curator's better reply.")),
-                ('position', models.PositiveSmallIntegerField(default=0, help_text='For gold: which response of the event it improves (0 for one).')),
-                ('note', models.CharField(blank=True, max_length=500)),
-                ('batch', models.UUIDField(blank=True, db_index=True, help_text='One bulk decision.', null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('undone_at', models.DateTimeField(blank=True, null=True)),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='decisions', to='feedback.event')),
-                ('undone_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("accept", "Accept"),
+                            ("reject", "Reject"),
+                            ("tag", "Tag"),
+                            ("untag", "Untag"),
+                            ("gold", "edit to gold"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("spam", "Spam"),
+                            ("low_quality", "low quality"),
+                            ("unsafe", "Unsafe"),
+                            ("pii", "contains PII"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("tag", models.CharField(blank=True, help_text="For tag/untag.", max_length=64)),
+                (
+                    "gold_response",
+                    models.TextField(blank=True, help_text="For gold: the curator's better reply."),
+                ),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        default=0,
+                        help_text="For gold: which response of the event it improves (0 for one).",
+                    ),
+                ),
+                ("note", models.CharField(blank=True, max_length=500)),
+                (
+                    "batch",
+                    models.UUIDField(
+                        blank=True, db_index=True, help_text="One bulk decision.", null=True
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("undone_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="decisions",
+                        to="feedback.event",
+                    ),
+                ),
+                (
+                    "undone_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='EventTag',
+            name="EventTag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64)),
-                ('decision', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='curation.decision')),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='curator_tags', to='feedback.event')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=64)),
+                (
+                    "decision",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="curation.decision",
+                    ),
+                ),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="curator_tags",
+                        to="feedback.event",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='decision',
-            index=models.Index(fields=['event', 'action'], name='decision_event_action'),
+            model_name="decision",
+            index=models.Index(fields=["event", "action"], name="decision_event_action"),
         ),
         migrations.AddIndex(
-            model_name='decision',
-            index=models.Index(fields=['action', 'undone_at'], name='decision_action_live'),
+            model_name="decision",
+            index=models.Index(fields=["action", "undone_at"], name="decision_action_live"),
         ),
         migrations.AddConstraint(
-            model_name='decision',
-            constraint=models.CheckConstraint(condition=models.Q(('action__in', ['accept', 'reject', 'tag', 'untag', 'gold'])), name='decision_action_valid'),
+            model_name="decision",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("action__in", ["accept", "reject", "tag", "untag", "gold"])),
+                name="decision_action_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='decision',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('action', 'reject'), _negated=True), models.Q(('reason', ''), _negated=True), _connector='OR'), name='decision_reject_has_reason'),
+            model_name="decision",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("action", "reject"), _negated=True),
+                    models.Q(("reason", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="decision_reject_has_reason",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='decision',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('action', 'gold'), _negated=True), models.Q(('gold_response', ''), _negated=True), _connector='OR'), name='decision_gold_has_text'),
+            model_name="decision",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("action", "gold"), _negated=True),
+                    models.Q(("gold_response", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="decision_gold_has_text",
+            ),
         ),
         migrations.AddIndex(
-            model_name='eventtag',
-            index=models.Index(fields=['name', 'event'], name='event_tag_name'),
+            model_name="eventtag",
+            index=models.Index(fields=["name", "event"], name="event_tag_name"),
         ),
         migrations.AddConstraint(
-            model_name='eventtag',
-            constraint=models.UniqueConstraint(fields=('event', 'name'), name='event_tag_unique'),
+            model_name="eventtag",
+            constraint=models.UniqueConstraint(fields=("event", "name"), name="event_tag_unique"),
         ),
     ]

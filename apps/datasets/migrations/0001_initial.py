@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,95 +15,270 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='EvalSet',
+            name="EvalSet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('prompts_hashes', models.JSONField(default=list, help_text='Normalized prompt hashes.')),
-                ('prompts', models.PositiveIntegerField(default=0)),
-                ('file_name', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                (
+                    "prompts_hashes",
+                    models.JSONField(default=list, help_text="Normalized prompt hashes."),
+                ),
+                ("prompts", models.PositiveIntegerField(default=0)),
+                ("file_name", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Recipe',
+            name="Recipe",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('kind', models.CharField(choices=[('sft', 'SFT (messages)'), ('dpo', 'DPO (prompt, chosen, rejected)'), ('kto', 'KTO (prompt, completion, label)')], max_length=3)),
-                ('filters', models.JSONField(blank=True, default=dict, help_text="The inbox's filters: source, model, checkpoint, type, rating, tags, since, until, q.")),
-                ('min_trust', models.FloatField(default=0.0)),
-                ('curated_only', models.BooleanField(default=False)),
-                ('pair_rules', models.JSONField(blank=True, default=dict, help_text='Which pairs to mine: {"preferences", "rankings", "edits", "thumbs"} booleans (all on by default).')),
-                ('dedup_exact', models.BooleanField(default=True)),
-                ('dedup_near', models.BooleanField(default=False)),
-                ('near_threshold', models.FloatField(default=0.9, help_text='Jaccard similarity for near duplicates.')),
-                ('test_fraction', models.FloatField(default=0.1)),
-                ('max_rows', models.PositiveIntegerField(blank=True, null=True)),
-                ('kto_desirable_weight', models.FloatField(blank=True, help_text='Blank: from class balance.', null=True)),
-                ('kto_undesirable_weight', models.FloatField(blank=True, help_text='Blank: from class balance.', null=True)),
-                ('seed', models.IntegerField(default=0)),
-                ('adhoc', models.BooleanField(default=False, help_text='Made by build_dataset from flags.')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('decontaminate', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='recipes', to='datasets.evalset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("sft", "SFT (messages)"),
+                            ("dpo", "DPO (prompt, chosen, rejected)"),
+                            ("kto", "KTO (prompt, completion, label)"),
+                        ],
+                        max_length=3,
+                    ),
+                ),
+                (
+                    "filters",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="The inbox's filters: source, model, checkpoint, type, rating, tags, since, until, q.",
+                    ),
+                ),
+                ("min_trust", models.FloatField(default=0.0)),
+                ("curated_only", models.BooleanField(default=False)),
+                (
+                    "pair_rules",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Which pairs to mine: {"preferences", "rankings", "edits", "thumbs"} booleans (all on by default).',
+                    ),
+                ),
+                ("dedup_exact", models.BooleanField(default=True)),
+                ("dedup_near", models.BooleanField(default=False)),
+                (
+                    "near_threshold",
+                    models.FloatField(
+                        default=0.9, help_text="Jaccard similarity for near duplicates."
+                    ),
+                ),
+                ("test_fraction", models.FloatField(default=0.1)),
+                ("max_rows", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "kto_desirable_weight",
+                    models.FloatField(
+                        blank=True, help_text="Blank: from class balance.", null=True
+                    ),
+                ),
+                (
+                    "kto_undesirable_weight",
+                    models.FloatField(
+                        blank=True, help_text="Blank: from class balance.", null=True
+                    ),
+                ),
+                ("seed", models.IntegerField(default=0)),
+                (
+                    "adhoc",
+                    models.BooleanField(
+                        default=False, help_text="Made by build_dataset from flags."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "decontaminate",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="recipes",
+                        to="datasets.evalset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetVersion',
+            name="DatasetVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('sft', 'SFT (messages)'), ('dpo', 'DPO (prompt, chosen, rejected)'), ('kto', 'KTO (prompt, completion, label)')], max_length=3)),
-                ('recipe_snapshot', models.JSONField(default=dict, help_text='The recipe as it was built.')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('building', 'Building'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('progress', models.FloatField(default=0.0, help_text='0..1 while building.')),
-                ('message', models.CharField(blank=True, max_length=500)),
-                ('error', models.TextField(blank=True)),
-                ('content_hash', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('rows', models.JSONField(blank=True, default=dict, help_text='Per split: {"train": n, "test": n}.')),
-                ('stats', models.JSONField(blank=True, default=dict, help_text='The stats card.')),
-                ('files', models.JSONField(blank=True, default=dict, help_text='Paths relative to ARTIFACT_ROOT: {"train": {"jsonl": …, "parquet": …}, "test": {…}, "manifest": …}.')),
-                ('forgotten_raters', models.BooleanField(default=False, help_text='Contains events of a rater forgotten after the build.')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('recipe', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='datasets.recipe')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("sft", "SFT (messages)"),
+                            ("dpo", "DPO (prompt, chosen, rejected)"),
+                            ("kto", "KTO (prompt, completion, label)"),
+                        ],
+                        max_length=3,
+                    ),
+                ),
+                (
+                    "recipe_snapshot",
+                    models.JSONField(default=dict, help_text="The recipe as it was built."),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("building", "Building"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("progress", models.FloatField(default=0.0, help_text="0..1 while building.")),
+                ("message", models.CharField(blank=True, max_length=500)),
+                ("error", models.TextField(blank=True)),
+                ("content_hash", models.CharField(blank=True, db_index=True, max_length=64)),
+                (
+                    "rows",
+                    models.JSONField(
+                        blank=True, default=dict, help_text='Per split: {"train": n, "test": n}.'
+                    ),
+                ),
+                ("stats", models.JSONField(blank=True, default=dict, help_text="The stats card.")),
+                (
+                    "files",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Paths relative to ARTIFACT_ROOT: {"train": {"jsonl": …, "parquet": …}, "test": {…}, "manifest": …}.',
+                    ),
+                ),
+                (
+                    "forgotten_raters",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Contains events of a rater forgotten after the build.",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "recipe",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="datasets.recipe",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='ManifestEntry',
+            name="ManifestEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.BigIntegerField(db_index=True)),
-                ('rater_hash', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='manifest', to='datasets.datasetversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_id", models.BigIntegerField(db_index=True)),
+                ("rater_hash", models.CharField(blank=True, db_index=True, max_length=64)),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="manifest",
+                        to="datasets.datasetversion",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('version', 'event_id'), name='manifest_unique_event')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("version", "event_id"), name="manifest_unique_event"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='recipe',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['sft', 'dpo', 'kto'])), name='recipe_kind_valid'),
+            model_name="recipe",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["sft", "dpo", "kto"])), name="recipe_kind_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='recipe',
-            constraint=models.CheckConstraint(condition=models.Q(('test_fraction__gte', 0), ('test_fraction__lt', 1)), name='recipe_test_fraction'),
+            model_name="recipe",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("test_fraction__gte", 0), ("test_fraction__lt", 1)),
+                name="recipe_test_fraction",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='recipe',
-            constraint=models.CheckConstraint(condition=models.Q(('min_trust__gte', 0), ('min_trust__lte', 1)), name='recipe_min_trust'),
+            model_name="recipe",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("min_trust__gte", 0), ("min_trust__lte", 1)),
+                name="recipe_min_trust",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='datasetversion',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['sft', 'dpo', 'kto'])), name='dataset_version_kind_valid'),
+            model_name="datasetversion",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["sft", "dpo", "kto"])),
+                name="dataset_version_kind_valid",
+            ),
         ),
     ]

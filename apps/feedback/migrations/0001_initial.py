@@ -6,122 +6,295 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('sources', '0001_initial'),
+        ("sources", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('client_id', models.CharField(help_text="The client's event id, unique per source.", max_length=200)),
-                ('type', models.CharField(choices=[('rating', 'Rating'), ('preference', 'Preference'), ('ranking', 'Ranking'), ('edit', 'Edit')], max_length=20)),
-                ('status', models.CharField(choices=[('accepted', 'Accepted'), ('quarantined', 'Quarantined')], default='accepted', max_length=20)),
-                ('payload', models.JSONField(help_text='The event as received, after PII redaction.')),
-                ('rater_hash', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('model', models.CharField(blank=True, db_index=True, max_length=200)),
-                ('checkpoint', models.CharField(blank=True, db_index=True, max_length=200)),
-                ('consent', models.BooleanField(default=True, help_text='May this feedback train models?')),
-                ('licence', models.CharField(blank=True, max_length=100)),
-                ('redactions', models.JSONField(blank=True, default=dict, help_text='PII kinds redacted, with counts.')),
-                ('ip_hash', models.CharField(blank=True, help_text='Keyed hash of the client address.', max_length=64)),
-                ('occurred_at', models.DateTimeField(blank=True, help_text='When the user gave it (client clock).', null=True)),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='events', to='sources.source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "client_id",
+                    models.CharField(
+                        help_text="The client's event id, unique per source.", max_length=200
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("rating", "Rating"),
+                            ("preference", "Preference"),
+                            ("ranking", "Ranking"),
+                            ("edit", "Edit"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("accepted", "Accepted"), ("quarantined", "Quarantined")],
+                        default="accepted",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "payload",
+                    models.JSONField(help_text="The event as received, after PII redaction."),
+                ),
+                ("rater_hash", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("model", models.CharField(blank=True, db_index=True, max_length=200)),
+                ("checkpoint", models.CharField(blank=True, db_index=True, max_length=200)),
+                (
+                    "consent",
+                    models.BooleanField(default=True, help_text="May this feedback train models?"),
+                ),
+                ("licence", models.CharField(blank=True, max_length=100)),
+                (
+                    "redactions",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="PII kinds redacted, with counts."
+                    ),
+                ),
+                (
+                    "ip_hash",
+                    models.CharField(
+                        blank=True, help_text="Keyed hash of the client address.", max_length=64
+                    ),
+                ),
+                (
+                    "occurred_at",
+                    models.DateTimeField(
+                        blank=True, help_text="When the user gave it (client clock).", null=True
+                    ),
+                ),
+                ("received_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="sources.source",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Interaction',
+            name="Interaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField(help_text="Index in the event's responses (0 for one).")),
-                ('model', models.CharField(blank=True, db_index=True, max_length=200)),
-                ('checkpoint', models.CharField(blank=True, db_index=True, max_length=200)),
-                ('prompt_hash', models.CharField(db_index=True, help_text='Hash of the normalized prompt.', max_length=32)),
-                ('edited', models.BooleanField(default=False, help_text='The user corrected this reply.')),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='interactions', to='feedback.event')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        help_text="Index in the event's responses (0 for one)."
+                    ),
+                ),
+                ("model", models.CharField(blank=True, db_index=True, max_length=200)),
+                ("checkpoint", models.CharField(blank=True, db_index=True, max_length=200)),
+                (
+                    "prompt_hash",
+                    models.CharField(
+                        db_index=True, help_text="Hash of the normalized prompt.", max_length=32
+                    ),
+                ),
+                (
+                    "edited",
+                    models.BooleanField(default=False, help_text="The user corrected this reply."),
+                ),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="interactions",
+                        to="feedback.event",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Comparison',
+            name="Comparison",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_a', models.CharField(blank=True, max_length=200)),
-                ('model_b', models.CharField(blank=True, max_length=200)),
-                ('outcome', models.CharField(choices=[('a', 'a wins'), ('b', 'b wins'), ('tie', 'Tie'), ('both_bad', 'both bad')], max_length=10)),
-                ('rater_hash', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField()),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='sources.source')),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='comparisons', to='feedback.event')),
-                ('interaction_a', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='feedback.interaction')),
-                ('interaction_b', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='feedback.interaction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("model_a", models.CharField(blank=True, max_length=200)),
+                ("model_b", models.CharField(blank=True, max_length=200)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("a", "a wins"),
+                            ("b", "b wins"),
+                            ("tie", "Tie"),
+                            ("both_bad", "both bad"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("rater_hash", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="sources.source"
+                    ),
+                ),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="comparisons",
+                        to="feedback.event",
+                    ),
+                ),
+                (
+                    "interaction_a",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="feedback.interaction",
+                    ),
+                ),
+                (
+                    "interaction_b",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="feedback.interaction",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Rating',
+            name="Rating",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model', models.CharField(blank=True, max_length=200)),
-                ('checkpoint', models.CharField(blank=True, max_length=200)),
-                ('value', models.SmallIntegerField(blank=True, null=True)),
-                ('score', models.SmallIntegerField(blank=True, null=True)),
-                ('reason', models.CharField(blank=True, max_length=100)),
-                ('rater_hash', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField()),
-                ('event', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='rating_row', to='feedback.event')),
-                ('interaction', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, to='feedback.interaction')),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='sources.source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("model", models.CharField(blank=True, max_length=200)),
+                ("checkpoint", models.CharField(blank=True, max_length=200)),
+                ("value", models.SmallIntegerField(blank=True, null=True)),
+                ("score", models.SmallIntegerField(blank=True, null=True)),
+                ("reason", models.CharField(blank=True, max_length=100)),
+                ("rater_hash", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "event",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rating_row",
+                        to="feedback.event",
+                    ),
+                ),
+                (
+                    "interaction",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, to="feedback.interaction"
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="sources.source"
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['source', 'received_at'], name='event_source_received'),
+            model_name="event",
+            index=models.Index(fields=["source", "received_at"], name="event_source_received"),
         ),
         migrations.AddConstraint(
-            model_name='event',
-            constraint=models.UniqueConstraint(fields=('source', 'client_id'), name='event_unique_client_id_per_source'),
+            model_name="event",
+            constraint=models.UniqueConstraint(
+                fields=("source", "client_id"), name="event_unique_client_id_per_source"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='event',
-            constraint=models.CheckConstraint(condition=models.Q(('type__in', ['rating', 'preference', 'ranking', 'edit'])), name='event_type_valid'),
+            model_name="event",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("type__in", ["rating", "preference", "ranking", "edit"])),
+                name="event_type_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='event',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['accepted', 'quarantined'])), name='event_status_valid'),
+            model_name="event",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["accepted", "quarantined"])),
+                name="event_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='interaction',
-            constraint=models.UniqueConstraint(fields=('event', 'position'), name='interaction_unique_position'),
+            model_name="interaction",
+            constraint=models.UniqueConstraint(
+                fields=("event", "position"), name="interaction_unique_position"
+            ),
         ),
         migrations.AddIndex(
-            model_name='comparison',
-            index=models.Index(fields=['model_a', 'model_b'], name='comparison_models'),
+            model_name="comparison",
+            index=models.Index(fields=["model_a", "model_b"], name="comparison_models"),
         ),
         migrations.AddConstraint(
-            model_name='comparison',
-            constraint=models.UniqueConstraint(fields=('interaction_a', 'interaction_b'), name='comparison_unique_pair'),
+            model_name="comparison",
+            constraint=models.UniqueConstraint(
+                fields=("interaction_a", "interaction_b"), name="comparison_unique_pair"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='comparison',
-            constraint=models.CheckConstraint(condition=models.Q(('outcome__in', ['a', 'b', 'tie', 'both_bad'])), name='comparison_outcome_valid'),
+            model_name="comparison",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("outcome__in", ["a", "b", "tie", "both_bad"])),
+                name="comparison_outcome_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='rating',
-            index=models.Index(fields=['model', 'checkpoint', 'created_at'], name='rating_model_time'),
+            model_name="rating",
+            index=models.Index(
+                fields=["model", "checkpoint", "created_at"], name="rating_model_time"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rating',
-            constraint=models.CheckConstraint(condition=models.Q(('value__in', [1, -1]), ('value__isnull', True), _connector='OR'), name='rating_value_thumb'),
+            model_name="rating",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("value__in", [1, -1]), ("value__isnull", True), _connector="OR"
+                ),
+                name="rating_value_thumb",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rating',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('score__gte', 1), ('score__lte', 10)), ('score__isnull', True), _connector='OR'), name='rating_score_range'),
+            model_name="rating",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("score__gte", 1), ("score__lte", 10)),
+                    ("score__isnull", True),
+                    _connector="OR",
+                ),
+                name="rating_score_range",
+            ),
         ),
     ]

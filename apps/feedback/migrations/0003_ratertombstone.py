@@ -5,20 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('feedback', '0002_event_append_only'),
+        ("feedback", "0002_event_append_only"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RaterTombstone',
+            name="RaterTombstone",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rater_hash', models.CharField(max_length=64, unique=True)),
-                ('events', models.PositiveIntegerField(default=0, help_text='Events of the rater when forgotten.')),
-                ('note', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("rater_hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "events",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Events of the rater when forgotten."
+                    ),
+                ),
+                ("note", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
     ]

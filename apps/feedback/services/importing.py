@@ -145,7 +145,9 @@ def feedback_import(
                 events.append(record.event)
                 places.append(record.where)
                 if len(events) >= batch_size:
-                    feedback_batch_ingest(source=source, events=events, places=places, summary=summary)
+                    feedback_batch_ingest(
+                        source=source, events=events, places=places, summary=summary
+                    )
                     events, places = [], []
             elif record.skipped is not None:
                 summary.skip(f"{record.where}: {record.skipped}")

@@ -90,27 +90,39 @@ def _served_answers(items: list[Any]) -> dict[str, tuple[str, str]] | None:
     return served_answers_by_interaction(ids)
 
 
-def _attach_answers(event: Any, payload: dict[str, Any], served: dict[str, tuple[str, str]]) -> dict[str, list[str]]:
+def _attach_answers(
+    event: Any, payload: dict[str, Any], served: dict[str, tuple[str, str]]
+) -> dict[str, list[str]]:
     """Where the event (or one of its responses) quotes a gateway answer, its model and
     checkpoint become that answer's, overriding what the client sent; unknown ids are errors."""
     errors: dict[str, list[str]] = {}
     links = [("", event.interaction_id, payload)] if event.interaction_id else []
     for position, response in enumerate(getattr(event, "responses", None) or []):
         if response.interaction_id:
-            links.append((f"responses.{position}.", response.interaction_id, payload["responses"][position]))
+            links.append(
+                (f"responses.{position}.", response.interaction_id, payload["responses"][position])
+            )
     for prefix, interaction_id, target in links:
         if interaction_id not in served:
-            errors[f"{prefix}interaction_id"] = ["is not the id of an answer this server's gateway gave"]
+            errors[f"{prefix}interaction_id"] = [
+                "is not the id of an answer this server's gateway gave"
+            ]
             continue
         target["model"], target["checkpoint"] = served[interaction_id]
-        target["interaction_id"] = interaction_id  # as sent: the redactor may have taken digits for PII
+        target["interaction_id"] = (
+            interaction_id  # as sent: the redactor may have taken digits for PII
+        )
     return errors
 
 
-def _prepare(index: int, item: Any, *, source: Source, served: dict[str, tuple[str, str]] | None = None) -> _Row | ItemResult:
+def _prepare(
+    index: int, item: Any, *, source: Source, served: dict[str, tuple[str, str]] | None = None
+) -> _Row | ItemResult:
     event, errors = validate_event(item)
     if event is None:
-        client_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+        client_id = (
+            item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+        )
         return ItemResult(index, ERROR, client_id=client_id, code="invalid", errors=errors)
     payload = dict(item)
     redactions: dict[str, int] = {}
@@ -129,8 +141,13 @@ def _prepare(index: int, item: Any, *, source: Source, served: dict[str, tuple[s
     # The bytes \u0000 also appear where a text merely mentions that escape: look for a real NUL.
     nul_at = _nul_path(payload) if b"\\u0000" in raw else ""
     if nul_at:
-        return ItemResult(index, ERROR, client_id=client_id, code="invalid",
-                          errors={nul_at: ["must not contain NUL (\\u0000) characters"]})
+        return ItemResult(
+            index,
+            ERROR,
+            client_id=client_id,
+            code="invalid",
+            errors={nul_at: ["must not contain NUL (\\u0000) characters"]},
+        )
     return _Row(
         index=index,
         client_id=client_id,
@@ -151,7 +168,13 @@ def _nul_path(value: Any, path: str = "") -> str:
     """The dotted path of the first string that holds a NUL character."""
     if isinstance(value, str):
         return path if "\x00" in value else ""
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     for key, item in items:
         if isinstance(key, str) and "\x00" in key:
             return f"{path}.{key!r}".lstrip(".")
@@ -162,7 +185,11 @@ def _nul_path(value: Any, path: str = "") -> str:
 
 
 def feedback_ingest(
-    *, source: Source, items: list[Any], client_ip: str = "", over_limit_raters: frozenset[str] = frozenset()
+    *,
+    source: Source,
+    items: list[Any],
+    client_ip: str = "",
+    over_limit_raters: frozenset[str] = frozenset(),
 ) -> list[ItemResult]:
     """Store the good items of a request in the raw event log; one result per item, in order.
 
@@ -176,14 +203,26 @@ def feedback_ingest(
     repeats: list[tuple[int, str]] = []
     served = _served_answers(items)
     for index, item in enumerate(items):
-        if over_limit_raters and isinstance(item, dict) and isinstance(item.get("rater"), str) and item["rater"] in over_limit_raters:
-            results[index] = ItemResult(index, ERROR, client_id=item.get("id") if isinstance(item.get("id"), str) else None,
-                                        code="rate_limited", errors={"rater": ["this rater is over the source's rate limit; retry later"]})
+        if (
+            over_limit_raters
+            and isinstance(item, dict)
+            and isinstance(item.get("rater"), str)
+            and item["rater"] in over_limit_raters
+        ):
+            results[index] = ItemResult(
+                index,
+                ERROR,
+                client_id=item.get("id") if isinstance(item.get("id"), str) else None,
+                code="rate_limited",
+                errors={"rater": ["this rater is over the source's rate limit; retry later"]},
+            )
             continue
         prepared = _prepare(index, item, source=source, served=served)
         if isinstance(prepared, ItemResult):
             results[index] = prepared
-        elif prepared.client_id in first_of:  # the same id twice in one batch: the second is a retry
+        elif (
+            prepared.client_id in first_of
+        ):  # the same id twice in one batch: the second is a retry
             repeats.append((index, prepared.client_id))
         else:
             first_of[prepared.client_id] = prepared
@@ -197,9 +236,15 @@ def feedback_ingest(
     with transaction.atomic() if own_transaction else nullcontext():
         inserted = _insert(source.pk, rows, ip) if rows else {}
         missing = [row.client_id for row in rows if row.client_id not in inserted]
-        existing = dict(
-            Event.objects.filter(source=source, client_id__in=missing).values_list("client_id", "id")
-        ) if missing else {}
+        existing = (
+            dict(
+                Event.objects.filter(source=source, client_id__in=missing).values_list(
+                    "client_id", "id"
+                )
+            )
+            if missing
+            else {}
+        )
         new_ids = list(inserted.values())
         if new_ids:
             from apps.feedback.tasks import normalize_events
@@ -214,12 +259,18 @@ def feedback_ingest(
 
     for row in rows:
         if row.client_id in inserted:
-            results[row.index] = ItemResult(row.index, row.status, id=inserted[row.client_id], client_id=row.client_id)
+            results[row.index] = ItemResult(
+                row.index, row.status, id=inserted[row.client_id], client_id=row.client_id
+            )
         else:
-            results[row.index] = ItemResult(row.index, DUPLICATE, id=existing.get(row.client_id), client_id=row.client_id)
+            results[row.index] = ItemResult(
+                row.index, DUPLICATE, id=existing.get(row.client_id), client_id=row.client_id
+            )
     for index, client_id in repeats:
         original = first_of[client_id]
-        results[index] = ItemResult(index, DUPLICATE, id=results[original.index].id, client_id=client_id)  # type: ignore[union-attr]
+        results[index] = ItemResult(
+            index, DUPLICATE, id=results[original.index].id, client_id=client_id
+        )  # type: ignore[union-attr]
 
     final = [result for result in results if result is not None]
     metrics.record_ingest(source.name, final, time.perf_counter() - started)
@@ -257,11 +308,20 @@ def _insert_postgres(source_id: int, rows: list[_Row], ip: str, now: datetime) -
         RETURNING client_id, id
     """  # noqa: S608 - _COLUMNS is a constant; every value is a parameter
     params = [
-        ip, now, source_id,
-        [r.client_id for r in rows], [r.type for r in rows], [r.status for r in rows],
-        [r.payload.decode() for r in rows], [r.rater_hash for r in rows], [r.model for r in rows],
-        [r.checkpoint for r in rows], [r.consent for r in rows], [r.licence for r in rows],
-        [r.redactions.decode() for r in rows], [r.occurred_at for r in rows],
+        ip,
+        now,
+        source_id,
+        [r.client_id for r in rows],
+        [r.type for r in rows],
+        [r.status for r in rows],
+        [r.payload.decode() for r in rows],
+        [r.rater_hash for r in rows],
+        [r.model for r in rows],
+        [r.checkpoint for r in rows],
+        [r.consent for r in rows],
+        [r.licence for r in rows],
+        [r.redactions.decode() for r in rows],
+        [r.occurred_at for r in rows],
     ]
     with _server_binding_cursor() as cursor:
         cursor.execute(sql, params)
@@ -276,9 +336,20 @@ def _insert_postgres_one(source_id: int, row: _Row, ip: str, now: datetime) -> d
         RETURNING client_id, id
     """  # noqa: S608 - _COLUMNS is a constant; every value is a parameter
     params = [
-        row.client_id, row.type, row.status, row.payload.decode(), row.rater_hash, row.model,
-        row.checkpoint, row.consent, row.licence, row.redactions.decode(), ip, row.occurred_at,
-        now, source_id,
+        row.client_id,
+        row.type,
+        row.status,
+        row.payload.decode(),
+        row.rater_hash,
+        row.model,
+        row.checkpoint,
+        row.consent,
+        row.licence,
+        row.redactions.decode(),
+        ip,
+        row.occurred_at,
+        now,
+        source_id,
     ]
     with _server_binding_cursor() as cursor:
         cursor.execute(sql, params)
@@ -309,11 +380,25 @@ def _insert_generic(source_id: int, rows: list[_Row], ip: str, now: datetime) ->
     inserted: dict[str, int] = {}
     with connection.cursor() as cursor:
         for r in rows:
-            cursor.execute(sql, [
-                r.client_id, r.type, r.status, r.payload.decode(), r.rater_hash, r.model,
-                r.checkpoint, r.consent, r.licence, r.redactions.decode(), ip,
-                adapt(r.occurred_at), adapt(now), source_id,
-            ])
+            cursor.execute(
+                sql,
+                [
+                    r.client_id,
+                    r.type,
+                    r.status,
+                    r.payload.decode(),
+                    r.rater_hash,
+                    r.model,
+                    r.checkpoint,
+                    r.consent,
+                    r.licence,
+                    r.redactions.decode(),
+                    ip,
+                    adapt(r.occurred_at),
+                    adapt(now),
+                    source_id,
+                ],
+            )
             found = cursor.fetchone()
             if found:
                 inserted[r.client_id] = found[0]

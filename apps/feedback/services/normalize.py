@@ -40,7 +40,9 @@ def prompt_hash(messages: list[dict[str, Any]]) -> str:
 
 @dataclass
 class Derived:
-    interactions: list[dict[str, Any]] = field(default_factory=list)  # position, model, checkpoint, edited
+    interactions: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # position, model, checkpoint, edited
     rating: dict[str, Any] | None = None  # value, score, reason
     comparisons: list[tuple[int, int, str]] = field(default_factory=list)  # pos a, pos b, outcome
 
@@ -50,18 +52,26 @@ def derive(payload: dict[str, Any]) -> Derived:
     out = Derived()
     model, checkpoint = payload.get("model") or "", payload.get("checkpoint") or ""
     if kind in ("rating", "edit"):
-        out.interactions.append({"position": 0, "model": model, "checkpoint": checkpoint, "edited": kind == "edit"})
+        out.interactions.append(
+            {"position": 0, "model": model, "checkpoint": checkpoint, "edited": kind == "edit"}
+        )
         if kind == "rating":
-            out.rating = {"value": payload.get("rating"), "score": payload.get("score"), "reason": payload.get("reason") or ""}
+            out.rating = {
+                "value": payload.get("rating"),
+                "score": payload.get("score"),
+                "reason": payload.get("reason") or "",
+            }
         return out
     responses = payload["responses"]
     for position, response in enumerate(responses):
-        out.interactions.append({
-            "position": position,
-            "model": response.get("model") or model,
-            "checkpoint": response.get("checkpoint") or checkpoint,
-            "edited": False,
-        })
+        out.interactions.append(
+            {
+                "position": position,
+                "model": response.get("model") or model,
+                "checkpoint": response.get("checkpoint") or checkpoint,
+                "edited": False,
+            }
+        )
     if kind == "preference":
         choice = payload["choice"]
         outcome = {0: "a", 1: "b"}.get(choice, choice)
@@ -97,7 +107,9 @@ def _normalize(event_ids: list[int]) -> int:
         return 0
     derived = [(event, derive(event.payload)) for event in events]
     interactions = [
-        Interaction(event=event, prompt_hash=prompt_hash(event.payload.get("messages") or []), **spec)
+        Interaction(
+            event=event, prompt_hash=prompt_hash(event.payload.get("messages") or []), **spec
+        )
         for event, d in derived
         for spec in d.interactions
     ]
@@ -107,18 +119,33 @@ def _normalize(event_ids: list[int]) -> int:
     for event, d in derived:
         if d.rating is not None:
             interaction = by_key[(event.id, 0)]
-            ratings.append(Rating(
-                event=event, interaction=interaction, source_id=event.source_id, model=interaction.model,
-                checkpoint=interaction.checkpoint, rater_hash=event.rater_hash, created_at=event.received_at,
-                **d.rating,
-            ))
+            ratings.append(
+                Rating(
+                    event=event,
+                    interaction=interaction,
+                    source_id=event.source_id,
+                    model=interaction.model,
+                    checkpoint=interaction.checkpoint,
+                    rater_hash=event.rater_hash,
+                    created_at=event.received_at,
+                    **d.rating,
+                )
+            )
         for a, b, outcome in d.comparisons:
             ia, ib = by_key[(event.id, a)], by_key[(event.id, b)]
-            comparisons.append(Comparison(
-                event=event, interaction_a=ia, interaction_b=ib, source_id=event.source_id,
-                model_a=ia.model, model_b=ib.model, outcome=outcome, rater_hash=event.rater_hash,
-                created_at=event.received_at,
-            ))
+            comparisons.append(
+                Comparison(
+                    event=event,
+                    interaction_a=ia,
+                    interaction_b=ib,
+                    source_id=event.source_id,
+                    model_a=ia.model,
+                    model_b=ib.model,
+                    outcome=outcome,
+                    rater_hash=event.rater_hash,
+                    created_at=event.received_at,
+                )
+            )
     Rating.objects.bulk_create(ratings, batch_size=1000)
     Comparison.objects.bulk_create(comparisons, batch_size=1000)
     return len(events)
@@ -139,7 +166,8 @@ def feedback_pending_normalize(*, chunk_size: int = 5000, progress: Any = None) 
     while True:
         ids = list(
             Event.objects.filter(id__gt=last_id, interactions__isnull=True)
-            .order_by("id").values_list("id", flat=True)[:chunk_size]
+            .order_by("id")
+            .values_list("id", flat=True)[:chunk_size]
         )
         if not ids:
             return done

@@ -7,74 +7,184 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('datasets', '0001_initial'),
+        ("datasets", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Alias',
+            name="Alias",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name_plural': 'aliases',
-                'ordering': ['name'],
+                "verbose_name_plural": "aliases",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='AliasMove',
+            name="AliasMove",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(blank=True, help_text='e.g. experiment 3 promoted.', max_length=500)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('alias', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='moves', to='registry.alias')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        blank=True, help_text="e.g. experiment 3 promoted.", max_length=500
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "alias",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="moves",
+                        to="registry.alias",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='BaseModel',
+            name="BaseModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(help_text='Short name, e.g. smollm2-135m.', max_length=100, unique=True)),
-                ('model_id', models.CharField(help_text="Hugging Face id or local path; becomes the adapter's base_model_name_or_path.", max_length=300)),
-                ('description', models.CharField(blank=True, max_length=500)),
-                ('is_default', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.SlugField(
+                        help_text="Short name, e.g. smollm2-135m.", max_length=100, unique=True
+                    ),
+                ),
+                (
+                    "model_id",
+                    models.CharField(
+                        help_text="Hugging Face id or local path; becomes the adapter's base_model_name_or_path.",
+                        max_length=300,
+                    ),
+                ),
+                ("description", models.CharField(blank=True, max_length=500)),
+                ("is_default", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('is_default',), name='base_model_one_default')],
+                "ordering": ["name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_default", True)),
+                        fields=("is_default",),
+                        name="base_model_one_default",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Checkpoint',
+            name="Checkpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(help_text='The id events carry.', max_length=100, unique=True)),
-                ('kind', models.CharField(choices=[('adapter', 'LoRA adapter'), ('base', 'base model (no adapter)')], default='adapter', max_length=10)),
-                ('method', models.CharField(blank=True, help_text='sft, dpo or kto.', max_length=3)),
-                ('local_path', models.CharField(blank=True, help_text='Adapter folder as trained.', max_length=500)),
-                ('artifact_uri', models.CharField(blank=True, help_text='Where publishing put it.', max_length=500)),
-                ('sha256', models.JSONField(blank=True, default=dict, help_text='{file name: sha256}.')),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('status', models.CharField(choices=[('candidate', 'Candidate'), ('published', 'Published'), ('retired', 'Retired')], default='candidate', max_length=10)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('base_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='checkpoints', to='registry.basemodel')),
-                ('dataset_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='checkpoints', to='datasets.datasetversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.SlugField(help_text="The id events carry.", max_length=100, unique=True),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("adapter", "LoRA adapter"), ("base", "base model (no adapter)")],
+                        default="adapter",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "method",
+                    models.CharField(blank=True, help_text="sft, dpo or kto.", max_length=3),
+                ),
+                (
+                    "local_path",
+                    models.CharField(
+                        blank=True, help_text="Adapter folder as trained.", max_length=500
+                    ),
+                ),
+                (
+                    "artifact_uri",
+                    models.CharField(
+                        blank=True, help_text="Where publishing put it.", max_length=500
+                    ),
+                ),
+                (
+                    "sha256",
+                    models.JSONField(blank=True, default=dict, help_text="{file name: sha256}."),
+                ),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("candidate", "Candidate"),
+                            ("published", "Published"),
+                            ("retired", "Retired"),
+                        ],
+                        default="candidate",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "base_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="checkpoints",
+                        to="registry.basemodel",
+                    ),
+                ),
+                (
+                    "dataset_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="checkpoints",
+                        to="datasets.datasetversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
     ]

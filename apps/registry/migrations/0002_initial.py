@@ -5,41 +5,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('registry', '0001_initial'),
-        ('training', '0001_initial'),
+        ("registry", "0001_initial"),
+        ("training", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='checkpoint',
-            name='run',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='checkpoint', to='training.trainingrun'),
+            model_name="checkpoint",
+            name="run",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="checkpoint",
+                to="training.trainingrun",
+            ),
         ),
         migrations.AddField(
-            model_name='aliasmove',
-            name='from_checkpoint',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='registry.checkpoint'),
+            model_name="aliasmove",
+            name="from_checkpoint",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="registry.checkpoint",
+            ),
         ),
         migrations.AddField(
-            model_name='aliasmove',
-            name='to_checkpoint',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='registry.checkpoint'),
+            model_name="aliasmove",
+            name="to_checkpoint",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="registry.checkpoint",
+            ),
         ),
         migrations.AddField(
-            model_name='alias',
-            name='checkpoint',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='aliases', to='registry.checkpoint'),
+            model_name="alias",
+            name="checkpoint",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="aliases",
+                to="registry.checkpoint",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='checkpoint',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['candidate', 'published', 'retired'])), name='checkpoint_status_valid'),
+            model_name="checkpoint",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["candidate", "published", "retired"])),
+                name="checkpoint_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='checkpoint',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['adapter', 'base'])), name='checkpoint_kind_valid'),
+            model_name="checkpoint",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["adapter", "base"])), name="checkpoint_kind_valid"
+            ),
         ),
     ]

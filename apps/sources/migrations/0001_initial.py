@@ -8,47 +8,137 @@ import apps.sources.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Source',
+            name="Source",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='Short identifier, e.g. open-webui-prod.', max_length=100, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "lower-case letters, digits, '.', '_' and '-'")])),
-                ('description', models.TextField(blank=True)),
-                ('allowed_origins', models.JSONField(blank=True, default=list, help_text="Browser origins that may use this source's publishable key (CORS).", validators=[apps.sources.models._validate_origins])),
-                ('redact_pii', models.BooleanField(default=True, help_text='Redact e-mails, phone numbers, cards, keys…')),
-                ('hold_for_review', models.BooleanField(default=False, help_text='Quarantine every new event until a curator accepts it.')),
-                ('rate_limit_per_minute', models.PositiveIntegerField(default=60000, help_text='Events per minute per key; 0 means unlimited.')),
-                ('rater_rate_limit_per_minute', models.PositiveIntegerField(default=600, help_text='Events per minute per rater; 0 means unlimited.')),
-                ('default_consent', models.BooleanField(default=True, help_text='Whether events that say nothing about consent may be used for training.')),
-                ('default_licence', models.CharField(blank=True, default='', max_length=100)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Short identifier, e.g. open-webui-prod.",
+                        max_length=100,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9][a-z0-9_.-]*$",
+                                "lower-case letters, digits, '.', '_' and '-'",
+                            )
+                        ],
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                (
+                    "allowed_origins",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Browser origins that may use this source's publishable key (CORS).",
+                        validators=[apps.sources.models._validate_origins],
+                    ),
+                ),
+                (
+                    "redact_pii",
+                    models.BooleanField(
+                        default=True, help_text="Redact e-mails, phone numbers, cards, keys…"
+                    ),
+                ),
+                (
+                    "hold_for_review",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Quarantine every new event until a curator accepts it.",
+                    ),
+                ),
+                (
+                    "rate_limit_per_minute",
+                    models.PositiveIntegerField(
+                        default=60000, help_text="Events per minute per key; 0 means unlimited."
+                    ),
+                ),
+                (
+                    "rater_rate_limit_per_minute",
+                    models.PositiveIntegerField(
+                        default=600, help_text="Events per minute per rater; 0 means unlimited."
+                    ),
+                ),
+                (
+                    "default_consent",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Whether events that say nothing about consent may be used for training.",
+                    ),
+                ),
+                ("default_licence", models.CharField(blank=True, default="", max_length=100)),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('secret', 'secret (sk-…): ingest and read'), ('publishable', 'publishable (pk-…): ingest only, from allowed origins')], max_length=20)),
-                ('prefix', models.CharField(help_text='The first characters, to recognise a key.', max_length=16)),
-                ('key_hash', models.CharField(help_text='sha256 of the whole key.', max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='keys', to='sources.source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("secret", "secret (sk-…): ingest and read"),
+                            (
+                                "publishable",
+                                "publishable (pk-…): ingest only, from allowed origins",
+                            ),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "prefix",
+                    models.CharField(
+                        help_text="The first characters, to recognise a key.", max_length=16
+                    ),
+                ),
+                (
+                    "key_hash",
+                    models.CharField(
+                        help_text="sha256 of the whole key.", max_length=64, unique=True
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="keys",
+                        to="sources.source",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['source', '-created_at'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['secret', 'publishable'])), name='apikey_kind_valid')],
+                "ordering": ["source", "-created_at"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["secret", "publishable"])),
+                        name="apikey_kind_valid",
+                    )
+                ],
             },
         ),
     ]

@@ -7,47 +7,115 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('datasets', '0001_initial'),
-        ('registry', '0001_initial'),
+        ("datasets", "0001_initial"),
+        ("registry", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TrainingRun',
+            name="TrainingRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('method', models.CharField(choices=[('sft', 'LoRA SFT'), ('dpo', 'LoRA DPO'), ('kto', 'LoRA KTO')], max_length=3)),
-                ('spec', models.JSONField(help_text='The trainer job spec, validated before queueing.')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=10)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('progress', models.FloatField(default=0.0, help_text='0..1')),
-                ('step', models.PositiveIntegerField(default=0)),
-                ('total_steps', models.PositiveIntegerField(default=0)),
-                ('loss_curve', models.JSONField(blank=True, default=list, help_text='[{"step", "loss", ...}]')),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('log_tail', models.TextField(blank=True)),
-                ('error', models.TextField(blank=True)),
-                ('output_dir', models.CharField(blank=True, max_length=500)),
-                ('worker_host', models.CharField(blank=True, max_length=200)),
-                ('task_id', models.CharField(blank=True, max_length=100)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('base_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='training_runs', to='registry.basemodel')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('dataset_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='training_runs', to='datasets.datasetversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "method",
+                    models.CharField(
+                        choices=[("sft", "LoRA SFT"), ("dpo", "LoRA DPO"), ("kto", "LoRA KTO")],
+                        max_length=3,
+                    ),
+                ),
+                (
+                    "spec",
+                    models.JSONField(help_text="The trainer job spec, validated before queueing."),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("progress", models.FloatField(default=0.0, help_text="0..1")),
+                ("step", models.PositiveIntegerField(default=0)),
+                ("total_steps", models.PositiveIntegerField(default=0)),
+                (
+                    "loss_curve",
+                    models.JSONField(blank=True, default=list, help_text='[{"step", "loss", ...}]'),
+                ),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("log_tail", models.TextField(blank=True)),
+                ("error", models.TextField(blank=True)),
+                ("output_dir", models.CharField(blank=True, max_length=500)),
+                ("worker_host", models.CharField(blank=True, max_length=200)),
+                ("task_id", models.CharField(blank=True, max_length=100)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "base_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="training_runs",
+                        to="registry.basemodel",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "dataset_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="training_runs",
+                        to="datasets.datasetversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['status', 'heartbeat_at'], name='training_run_live')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'running', 'succeeded', 'failed', 'cancelled'])), name='training_run_status_valid'), models.CheckConstraint(condition=models.Q(('method__in', ['sft', 'dpo', 'kto'])), name='training_run_method_valid')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["status", "heartbeat_at"], name="training_run_live")
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "status__in",
+                                ["queued", "running", "succeeded", "failed", "cancelled"],
+                            )
+                        ),
+                        name="training_run_status_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("method__in", ["sft", "dpo", "kto"])),
+                        name="training_run_method_valid",
+                    ),
+                ],
             },
         ),
     ]

@@ -17,10 +17,16 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--rebuild", action="store_true", help="delete every derived row and derive again")
+        parser.add_argument(
+            "--rebuild", action="store_true", help="delete every derived row and derive again"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        total = Event.objects.count() if options["rebuild"] else Event.objects.filter(interactions__isnull=True).count()
+        total = (
+            Event.objects.count()
+            if options["rebuild"]
+            else Event.objects.filter(interactions__isnull=True).count()
+        )
         with tqdm(total=total, unit="event", disable=not sys.stderr.isatty()) as bar:
             run = feedback_normalized_rebuild if options["rebuild"] else feedback_pending_normalize
             done = run(progress=bar.update)

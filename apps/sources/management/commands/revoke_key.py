@@ -22,6 +22,8 @@ class Command(BaseCommand):
         if not matches:
             raise CommandError(f"No active key matches {raw[:10]}…")
         if len(matches) > 1:
-            raise CommandError(f"{len(matches)} keys share the prefix {raw[:10]}; give the whole key")
+            raise CommandError(
+                f"{len(matches)} keys share the prefix {raw[:10]}; give the whole key"
+            )
         key = api_key_revoke(key=matches[0])
         self.stdout.write(f"Revoked {key.prefix}… of source {key.source.name} ({key.kind}).")

@@ -14,7 +14,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
-        parser.add_argument("--kind", choices=[k.value for k in ApiKey.Kind], help="only this kind of key")
+        parser.add_argument(
+            "--kind", choices=[k.value for k in ApiKey.Kind], help="only this kind of key"
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
