@@ -49,7 +49,7 @@ INSTALLED_APPS = [
     "apps.sources",
     "apps.feedback",
     "apps.quality",
-    "apps.connectors",
+    "apps.peers",
     "apps.curation",
     "apps.datasets",
     "apps.registry",

@@ -27,6 +27,6 @@ urlpatterns = [
     path("checkpoints/", include("apps.registry.page_urls")),
     path("leaderboard/", include("apps.evaluation.page_urls")),
     path("experiments/", include("apps.serving.page_urls")),
-    path("api/public/", include("apps.connectors.langfuse.urls")),
+    path("api/public/", include("apps.peers.langfuse.urls")),
     path("demo/", include("apps.core.demo_urls")),
 ]

@@ -8,13 +8,13 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.connectors.models import (
+from apps.peers.models import (
     FastChatLogCursor,
     LangfuseObservation,
     LangfuseScore,
     OpenWebUIConnector,
 )
-from apps.connectors.openwebui.services import openwebui_connector_save
+from apps.peers.openwebui.services import openwebui_connector_save
 
 
 class _ReadOnly(admin.ModelAdmin):
@@ -116,7 +116,7 @@ class OpenWebUIConnectorAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pull now (queue a pull of the selected connectors)")
     def pull_now(self, request: HttpRequest, queryset: QuerySet[OpenWebUIConnector]) -> None:
-        from apps.connectors.tasks import openwebui_pull
+        from apps.peers.tasks import openwebui_pull
 
         ids = list(queryset.values_list("pk", flat=True))
         for pk in ids:

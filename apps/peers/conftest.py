@@ -1,4 +1,5 @@
-"""Fixtures for the connector tests: a client that speaks to the Langfuse-compatible API with
+"""Fixtures for the peers' tests (`apps/peers/<peer>/tests/`): the project's shared fixtures from
+tests/conftest.py (this folder is outside tests/, so they are imported here), and a client that speaks to the Langfuse-compatible API with
 a source's keys as Langfuse clients send them (HTTP Basic, public key as user, secret key as
 password), and a real HTTP server that answers like Open WebUI's feedback export."""
 
@@ -15,7 +16,15 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from tests.conftest import FIXTURES, SHARED_DATA, SourceWithKeys
+from tests.conftest import (  # noqa: F401 - the shared fixtures, for the tests in this folder
+    FIXTURES,
+    SHARED_DATA,
+    SourceWithKeys,
+    _eager_celery_and_fresh_limits,
+    api,
+    make_source,
+    src,
+)
 from tests.core.conftest import live_broker  # noqa: F401 - the real-broker fixture, shared
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from apps.connectors.models import FastChatLogCursor, LangfuseScore, OpenWebUIConnector
+from apps.peers.models import FastChatLogCursor, LangfuseScore, OpenWebUIConnector
 from apps.sources.models import Source
 
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.connectors.models import OpenWebUIConnector
+from apps.peers.models import OpenWebUIConnector
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +21,8 @@ def connectors_run_due(*, now: datetime | None = None) -> list[int]:
     next run on by its interval; return their ids. Each connector is claimed with a conditional
     update, so two schedulers (or a run that overlaps the next) queue it once. Also forgets
     Langfuse trace texts past their keeping time."""
-    from apps.connectors.langfuse.services import langfuse_context_purge
-    from apps.connectors.tasks import openwebui_pull
+    from apps.peers.langfuse.services import langfuse_context_purge
+    from apps.peers.tasks import openwebui_pull
 
     now = now or timezone.now()
     due = (

@@ -9,9 +9,9 @@ from typing import Any
 
 from celery import shared_task
 
-from apps.connectors.models import OpenWebUIConnector
-from apps.connectors.openwebui.services import openwebui_connector_pull
-from apps.connectors.services import connectors_run_due
+from apps.peers.models import OpenWebUIConnector
+from apps.peers.openwebui.services import openwebui_connector_pull
+from apps.peers.services import connectors_run_due
 
 
 @shared_task(name="connectors.run_due", queue="default", ignore_result=True)

@@ -1,4 +1,4 @@
-"""The plugin files in integrations/ are plain Python that other programs load (Open WebUI,
+"""Test helpers for the peers. The plugin files in `<peer>/plugin/` are plain Python that other programs load (Open WebUI,
 text-generation-webui, a cron job): the tests load them the same way, from their files, with
 no Django behind them, and check what they would send against Sinkhole's event schema."""
 
@@ -9,14 +9,12 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from tests.conftest import ROOT
-
-INTEGRATIONS = ROOT / "integrations"
+PEERS = Path(__file__).resolve().parent
 
 
 def load(relative: str, name: str) -> ModuleType:
-    """The module in integrations/RELATIVE, loaded from its file as its host program would."""
-    path = INTEGRATIONS / relative
+    """The module in apps/peers/RELATIVE, loaded from its file as its host program would."""
+    path = PEERS / relative
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)

@@ -1,7 +1,11 @@
 """Feedback importers: one folder per input format, all the same shape. Each folder's
 `__init__.py` exposes `IMPORTER` (an `Importer`: name, description, reader) and its `reader.py`
 holds `read(stream)`, which yields `Record`s with API v1 event dicts, the JSON a front-end would
-POST, one input record at a time. To add a format, copy a sibling folder and list it below.
+POST, one input record at a time.
+
+The generic formats (HH-RLHF, OpenAssistant, JSONL) live here. A peer's own export format lives
+in the peer's folder (`apps/peers/<peer>/importer/`) and is registered with `register` from the
+peers app's `ready()`: feedback knows nothing above it.
 
 Conventions every reader keeps (see `base.py`):
 - ids are deterministic from the input (the record's own id, else a hash of the record), so
@@ -17,15 +21,16 @@ in batches; `manage.py import_feedback` is the command line."""
 from __future__ import annotations
 
 from apps.feedback.importers.base import Importer, Record, open_input
-from apps.feedback.importers.fastchat import IMPORTER as FASTCHAT
 from apps.feedback.importers.hh_rlhf import IMPORTER as HH_RLHF
 from apps.feedback.importers.jsonl import IMPORTER as JSONL
 from apps.feedback.importers.oasst import IMPORTER as OASST
-from apps.feedback.importers.openwebui import IMPORTER as OPENWEBUI
 
-FORMATS: dict[str, Importer] = {
-    importer.name: importer for importer in (OPENWEBUI, FASTCHAT, HH_RLHF, OASST, JSONL)
-}
+FORMATS: dict[str, Importer] = {importer.name: importer for importer in (HH_RLHF, OASST, JSONL)}
+
+
+def register(importer: Importer) -> None:
+    """Make IMPORTER available as `--format NAME` (peers call this from their app's `ready()`)."""
+    FORMATS[importer.name] = importer
 
 
 class UnknownFormat(ValueError):
@@ -42,4 +47,12 @@ def importer_for(name: str) -> Importer:
         ) from None
 
 
-__all__ = ["FORMATS", "Importer", "Record", "UnknownFormat", "importer_for", "open_input"]
+__all__ = [
+    "FORMATS",
+    "Importer",
+    "Record",
+    "UnknownFormat",
+    "importer_for",
+    "open_input",
+    "register",
+]

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from apps.connectors.models import FastChatLogCursor
-from apps.connectors.selectors import fastchat_cursor
 from apps.feedback.importers.base import Record, read_json_records
-from apps.feedback.importers.fastchat import reader as fastchat_reader
 from apps.feedback.services.importing import ImportSummary, feedback_batch_ingest
+from apps.peers.fastchat.importer import reader as fastchat_reader
+from apps.peers.models import FastChatLogCursor
+from apps.peers.selectors import fastchat_cursor
 from apps.sources.models import Source
 
 logger = logging.getLogger(__name__)

@@ -19,18 +19,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.connectors import selectors
-from apps.connectors.langfuse.auth import IsLangfuseClient, LangfuseBasicAuthentication
-from apps.connectors.langfuse.services import (
+from apps.core.exceptions import ApplicationError
+from apps.core.parsers import parse_json_body
+from apps.peers import selectors
+from apps.peers.langfuse.auth import IsLangfuseClient, LangfuseBasicAuthentication
+from apps.peers.langfuse.services import (
     ScoreInput,
     langfuse_ingestion,
     langfuse_otel_record,
     langfuse_score_retract,
     langfuse_scores_create,
 )
-from apps.connectors.models import LangfuseScore
-from apps.core.exceptions import ApplicationError
-from apps.core.parsers import parse_json_body
+from apps.peers.models import LangfuseScore
 from apps.sources import ratelimit
 from apps.sources.models import ApiKey
 

@@ -6,7 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class LangfuseBasicScheme(OpenApiAuthenticationExtension):
-    target_class = "apps.connectors.langfuse.auth.LangfuseBasicAuthentication"
+    target_class = "apps.peers.langfuse.auth.LangfuseBasicAuthentication"
     name = "langfuseBasic"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

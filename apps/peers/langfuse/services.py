@@ -20,7 +20,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.connectors.langfuse.mapping import (
+from apps.feedback.hashing import rater_hash
+from apps.feedback.redaction import redact_text
+from apps.feedback.services.ingest import DUPLICATE, ERROR, feedback_ingest
+from apps.peers.langfuse.mapping import (
     DATA_TYPES,
     Context,
     Judgement,
@@ -35,10 +38,7 @@ from apps.connectors.langfuse.mapping import (
     response_from,
     score_event,
 )
-from apps.connectors.models import CONTEXT_DAYS, LangfuseObservation, LangfuseScore
-from apps.feedback.hashing import rater_hash
-from apps.feedback.redaction import redact_text
-from apps.feedback.services.ingest import DUPLICATE, ERROR, feedback_ingest
+from apps.peers.models import CONTEXT_DAYS, LangfuseObservation, LangfuseScore
 from apps.sources.models import Source
 
 logger = logging.getLogger(__name__)

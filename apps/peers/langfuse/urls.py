@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.connectors.langfuse.apis import (
+from apps.peers.langfuse.apis import (
     HealthApi,
     IngestionApi,
     OtelTracesApi,

@@ -21,11 +21,11 @@ from typing import Any
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.connectors.models import OpenWebUIConnector
-from apps.connectors.openwebui.client import OpenWebUIError, open_export
 from apps.feedback.importers.base import Record, read_json_records
-from apps.feedback.importers.openwebui import reader as openwebui_reader
 from apps.feedback.services.importing import ImportSummary, feedback_batch_ingest
+from apps.peers.models import OpenWebUIConnector
+from apps.peers.openwebui.client import OpenWebUIError, open_export
+from apps.peers.openwebui.importer import reader as openwebui_reader
 from apps.sources.models import Source
 
 logger = logging.getLogger(__name__)

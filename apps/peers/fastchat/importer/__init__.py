@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps.feedback.importers.base import Importer
-from apps.feedback.importers.fastchat.reader import read
+from apps.peers.fastchat.importer.reader import read
 
 IMPORTER = Importer(
     name="fastchat",

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from apps.connectors.fastchat.services import DirectoryFollower, FollowError, LogFollower
-from apps.connectors.models import FastChatLogCursor
 from apps.feedback.models import Event
+from apps.peers.fastchat.services import DirectoryFollower, FollowError, LogFollower
+from apps.peers.models import FastChatLogCursor
 from tests.conftest import FIXTURES
 
 LINES = (FIXTURES / "importers" / "fastchat_votes.jsonl").read_text().splitlines(keepends=True)

@@ -12,7 +12,7 @@ its last run (kept in a small state file): use that only if your chat-ui version
     SINKHOLE_KEY=sk-… python chatui_votes.py --mongo mongodb://localhost:27017 \\
         --db chat-ui --sinkhole-url http://127.0.0.1:8000 [--incremental --state votes.json]
 
-The guide is docs/integrations/huggingchat.md in the Sinkhole repository. `conversation_events`
+The guide is apps/peers/huggingchat/guide.md in the Sinkhole repository. `conversation_events`
 is plain Python (the Sinkhole tests check what it builds); only `main` needs pymongo."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""integrations/huggingchat/chatui_votes.py: the events it makes of a chat-ui conversation
+"""apps/peers/huggingchat/plugin/chatui_votes.py: the events it makes of a chat-ui conversation
 document (as chat-ui stores it in MongoDB), checked against Sinkhole's schema."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from apps.feedback.schema import validate_event
-from tests.integrations.conftest import load
+from apps.peers.testing import load
 
-votes = load("huggingchat/chatui_votes.py", "sinkhole_chatui_votes")
+votes = load("huggingchat/plugin/chatui_votes.py", "sinkhole_chatui_votes")
 
 CONVERSATION = {
     "_id": "65f0c0ffee",

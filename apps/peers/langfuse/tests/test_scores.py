@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from apps.connectors.models import LangfuseScore
 from apps.feedback.models import Event, Rating
 from apps.feedback.schema import validate_event
+from apps.peers.conftest import Langfuse, basic
+from apps.peers.models import LangfuseScore
 from apps.sources.services import api_key_revoke
-from tests.connectors.conftest import Langfuse, basic
 
 TRACE = "cdef-1234-5678-90ab"
 

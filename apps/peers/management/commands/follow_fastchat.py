@@ -1,7 +1,7 @@
 """`manage.py follow_fastchat PATH [--source NAME] [--once]`: follow FastChat vote logs into
 Sinkhole as they grow. PATH is one log file, or FastChat's LOGDIR (every `*-conv.json` in it,
 new days included). The offset reached in each file is stored, so a restarted follower goes on
-where it stopped; rotation and truncation are handled (see apps/connectors/fastchat/services.py)."""
+where it stopped; rotation and truncation are handled (see apps/peers/fastchat/services.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.connectors.fastchat.services import (
+from apps.peers.fastchat.services import (
     DEFAULT_GLOB,
     DirectoryFollower,
     FollowError,

@@ -10,8 +10,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.connectors.models import OpenWebUIConnector
-from apps.connectors.openwebui.services import openwebui_connector_save
+from apps.peers.models import OpenWebUIConnector
+from apps.peers.openwebui.services import openwebui_connector_save
 from apps.sources.models import Source
 
 

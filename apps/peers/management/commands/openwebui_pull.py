@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.connectors.models import OpenWebUIConnector
-from apps.connectors.openwebui.services import openwebui_connector_pull
+from apps.peers.models import OpenWebUIConnector
+from apps.peers.openwebui.services import openwebui_connector_pull
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps.feedback.importers.base import Importer
-from apps.feedback.importers.openwebui.reader import read
+from apps.peers.openwebui.importer.reader import read
 
 IMPORTER = Importer(
     name="openwebui",

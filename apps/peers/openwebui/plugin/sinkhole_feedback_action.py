@@ -10,7 +10,7 @@ description: Adds 👍 and 👎 buttons under each reply that send the rating to
 # it), set the Valves (Sinkhole's URL and a source's secret key), and switch it on globally or
 # for the models whose replies should be rated. It is plain Python (pydantic and the standard
 # library only), so it runs inside Open WebUI without installing anything. The guide is
-# docs/integrations/open-webui.md in the Sinkhole repository.
+# apps/peers/openwebui/guide.md in the Sinkhole repository.
 #
 # The event it sends is a Sinkhole API v1 `rating`: the messages before the rated reply, the
 # reply, 1 or -1, the user's id as the rater (Sinkhole stores only a keyed hash of it), and the

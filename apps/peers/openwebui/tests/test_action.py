@@ -1,4 +1,4 @@
-"""integrations/openwebui/sinkhole_feedback_action.py, the Open WebUI Action function: the event
+"""apps/peers/openwebui/plugin/sinkhole_feedback_action.py, the Open WebUI Action function: the event
 it builds from what Open WebUI hands an action, checked against Sinkhole's schema, and the whole
 action sending a rating to a live Sinkhole over HTTP, without a running Open WebUI."""
 
@@ -11,9 +11,9 @@ import pytest
 
 from apps.feedback.models import Event
 from apps.feedback.schema import validate_event
-from tests.integrations.conftest import INTEGRATIONS, imports_of, load
+from apps.peers.testing import PEERS, imports_of, load
 
-action_module = load("openwebui/sinkhole_feedback_action.py", "sinkhole_feedback_action")
+action_module = load("openwebui/plugin/sinkhole_feedback_action.py", "sinkhole_feedback_action")
 
 
 def chat_body(**extra: Any) -> dict[str, Any]:
@@ -49,7 +49,7 @@ USER = {"id": "b2d9e7a0-5c41", "name": "Ada", "email": "ada@example.org", "role"
 
 
 def test_the_file_is_plain_python_with_the_action_structure_open_webui_loads() -> None:
-    assert imports_of(INTEGRATIONS / "openwebui" / "sinkhole_feedback_action.py") <= {
+    assert imports_of(PEERS / "openwebui" / "plugin" / "sinkhole_feedback_action.py") <= {
         "__future__",
         "asyncio",
         "base64",

@@ -13,11 +13,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from apps.connectors.models import OpenWebUIConnector
-from apps.connectors.openwebui.services import openwebui_connector_pull, openwebui_connector_save
-from apps.connectors.services import connectors_run_due
 from apps.feedback.models import Event
-from tests.connectors.conftest import EXPORT, TOKEN, FakeOpenWebUI, export_records
+from apps.peers.conftest import EXPORT, TOKEN, FakeOpenWebUI, export_records
+from apps.peers.models import OpenWebUIConnector
+from apps.peers.openwebui.services import openwebui_connector_pull, openwebui_connector_save
+from apps.peers.services import connectors_run_due
 
 
 @pytest.fixture

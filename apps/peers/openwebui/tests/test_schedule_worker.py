@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from apps.connectors.models import OpenWebUIConnector
-from apps.connectors.openwebui.services import openwebui_connector_save
 from apps.feedback.models import Event
-from tests.connectors.conftest import TOKEN
+from apps.peers.conftest import TOKEN
+from apps.peers.models import OpenWebUIConnector
+from apps.peers.openwebui.services import openwebui_connector_save
 from tests.core.conftest import ROOT, database_url_of_the_test_db
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -1,4 +1,4 @@
-"""integrations/text-generation-webui/sinkhole/script.py, the text-generation-webui extension:
+"""apps/peers/text_generation_webui/plugin/sinkhole/script.py, the text-generation-webui extension:
 its hooks and params as the web UI expects them, the event it builds from a chat history
 (checked against Sinkhole's schema), and a rating sent to a live Sinkhole over HTTP."""
 
@@ -8,9 +8,9 @@ import pytest
 
 from apps.feedback.models import Event
 from apps.feedback.schema import validate_event
-from tests.integrations.conftest import INTEGRATIONS, imports_of, load
+from apps.peers.testing import PEERS, imports_of, load
 
-script = load("text-generation-webui/sinkhole/script.py", "sinkhole_tgwebui_script")
+script = load("text_generation_webui/plugin/sinkhole/script.py", "sinkhole_tgwebui_script")
 
 HISTORY = {
     "internal": [
@@ -27,7 +27,7 @@ def test_the_extension_has_the_hooks_and_params_text_generation_webui_looks_for(
     for hook in ("ui", "input_modifier", "output_modifier"):
         assert callable(getattr(script, hook))
     # gradio and the web UI's modules are imported inside ui() only.
-    assert imports_of(INTEGRATIONS / "text-generation-webui" / "sinkhole" / "script.py") - {
+    assert imports_of(PEERS / "text_generation_webui" / "plugin" / "sinkhole" / "script.py") - {
         "gradio",
         "modules",
     } <= {"__future__", "hashlib", "json", "os", "urllib", "typing"}

@@ -13,7 +13,7 @@ The rating is of the last exchange of the current chat: the earlier turns and th
 message are the `messages`, the last reply the `response`; the loaded model's name is the
 `model`. The event id is derived from the chat, the turn, the reply and the thumb, so pressing a
 button twice stores one event and changing one's mind stores the new thumb. The guide is
-docs/integrations/text-generation-webui.md in the Sinkhole repository.
+apps/peers/text_generation_webui/guide.md in the Sinkhole repository.
 
 Only `ui()` needs gradio and the web UI's `modules`; the rest is plain Python (build_event and
 send_event are what the Sinkhole tests check)."""
