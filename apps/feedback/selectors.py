@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, QuerySet
 
-from apps.feedback.hashing import rater_hash
 from apps.feedback.models import Comparison, Event, Interaction
+from apps.sources.hashing import rater_hash
 from apps.sources.models import Source
 
 

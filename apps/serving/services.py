@@ -13,12 +13,12 @@ from django.utils import timezone
 from rest_framework import status
 
 from apps.core.exceptions import ApplicationError
-from apps.feedback.hashing import rater_hash
 from apps.feedback.redaction import redact_event
 from apps.registry.models import Alias, AliasMove, Checkpoint
 from apps.registry.services import alias_rollback, alias_set
 from apps.serving import selectors
 from apps.serving.models import Arm, Experiment, ServedAnswer
+from apps.sources.hashing import rater_hash
 from apps.sources.models import Source
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
-from apps.feedback.hashing import rater_hash
+from apps.sources.hashing import rater_hash
 
 WINDOW_SECONDS = 60
 

@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.datasets.models import DatasetVersion, Recipe
-from apps.feedback.hashing import rater_hash
 from apps.feedback.models import RaterTombstone
+from apps.sources.hashing import rater_hash
 from tests.datasets.conftest import pref, thumbs
 
 pytestmark = pytest.mark.django_db

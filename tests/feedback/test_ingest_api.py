@@ -11,8 +11,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import DatabaseError, connection, transaction
 
-from apps.feedback.hashing import ip_hash, rater_hash
 from apps.feedback.models import Event
+from apps.sources.hashing import ip_hash, rater_hash
 from tests.conftest import Api, preference, rating
 
 PROMPT = [{"role": "user", "content": "What is the capital of Australia?"}]

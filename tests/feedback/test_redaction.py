@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from apps.feedback.hashing import rater_hash
 from apps.feedback.models import Event
 from apps.feedback.redaction import redact_event, redact_text
+from apps.sources.hashing import rater_hash
 from tests.conftest import Api, preference, rating
 
 

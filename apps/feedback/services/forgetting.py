@@ -11,8 +11,8 @@ from typing import Any
 
 from django.db import transaction
 
-from apps.feedback.hashing import rater_hash
 from apps.feedback.models import Event, RaterTombstone
+from apps.sources.hashing import rater_hash
 from apps.sources.models import Source
 
 

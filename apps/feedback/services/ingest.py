@@ -22,10 +22,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core import metrics
-from apps.feedback.hashing import ip_hash, rater_hash
 from apps.feedback.models import Event
 from apps.feedback.redaction import redact_event
 from apps.feedback.schema import validate_event
+from apps.sources.hashing import ip_hash, rater_hash
 from apps.sources.models import Source
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.feedback.hashing import rater_hash
 from apps.feedback.redaction import redact_text
 from apps.feedback.services.ingest import DUPLICATE, ERROR, feedback_ingest
 from apps.peers.langfuse.mapping import (
@@ -39,6 +38,7 @@ from apps.peers.langfuse.mapping import (
     score_event,
 )
 from apps.peers.models import CONTEXT_DAYS, LangfuseObservation, LangfuseScore
+from apps.sources.hashing import rater_hash
 from apps.sources.models import Source
 
 logger = logging.getLogger(__name__)

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from apps.feedback.hashing import rater_hash
 from apps.feedback.models import Event
 from apps.feedback.schema import validate_event
 from apps.peers.conftest import Langfuse
 from apps.peers.models import LangfuseObservation, LangfuseScore
 from apps.peers.services import connectors_run_due
+from apps.sources.hashing import rater_hash
 
 STAMP = "2022-01-01T00:00:00.000Z"
 

@@ -1,5 +1,8 @@
 """Keyed hashes: rater ids and client addresses are stored only as HMACs with a server secret,
-so the same rater links up across events but nobody holding the database can reverse it."""
+so the same rater links up across events but nobody holding the database can reverse it.
+
+They live with the sources because raters are pseudonymous per source, and the rate limits
+(`apps.sources.ratelimit`) hash raters before feedback stores anything."""
 
 from __future__ import annotations
 
