@@ -1,10 +1,13 @@
 """The datasets REST API (under /api/v1/). Thin: validate, call one service or selector, serialize.
 
-Authentication: reads (recipes, eval sets, versions, files, compare) take a curator's session
-(any role: viewer, curator, admin) or a source's secret key (`sk-…`), so a training box can
-fetch a version with a key. Writes take a session whose user holds the permission: a curator
-creates and changes recipes, uploads eval sets and builds versions; deleting a recipe is an
-admin's (`datasets.delete_recipe`)."""
+Authentication: reads take a session of any role (viewer, curator, admin) or a source's secret
+key (`sk-…`), so a training box can fetch a version with a key. A key reads only its own
+source's data: a version (its files, stats, manifest, compare) whose events all came from the
+key's source, and recipes whose filters select that source alone; anything else answers 404,
+as if it did not exist, and lists leave it out. Eval sets belong to no source: sessions only.
+Writes take a session whose user holds the permission: a curator creates and changes recipes,
+uploads eval sets and builds versions; deleting a recipe is an admin's
+(`datasets.delete_recipe`)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
@@ -34,7 +38,7 @@ from apps.datasets.services import (
     recipe_delete,
     recipe_update,
 )
-from apps.sources.models import ApiKey
+from apps.sources.models import ApiKey, Source
 
 FILE_NAMES = {
     "train.jsonl": ("train", "jsonl"),
@@ -63,12 +67,14 @@ class CanReadDatasets(permissions.BasePermission):
         )
 
 
-def _needs(perm: str) -> type[permissions.BasePermission]:
+def _needs(perm: str, *, keys_read: bool = True) -> type[permissions.BasePermission]:
     class _Perm(permissions.BasePermission):
         message = f"This needs a login with the permission {perm} (curators have it)."
 
         def has_permission(self, request: Request, view: Any) -> bool:
             if request.method in permissions.SAFE_METHODS:
+                if not keys_read and isinstance(request.auth, ApiKey):
+                    return False
                 return CanReadDatasets().has_permission(request, view)
             user = request.user
             return bool(
@@ -192,15 +198,30 @@ class _NewestFirst(CursorPagination):
     max_page_size = 500
 
 
-def _recipe(recipe_id: int) -> Recipe:
-    recipe = selectors.recipe_get(recipe_id=recipe_id)
+def _key_source(request: Request) -> Source | None:
+    """The source whose key made the request, or None for a session."""
+    return request.auth.source if isinstance(request.auth, ApiKey) else None
+
+
+def _recipes(request: Request) -> QuerySet[Recipe]:
+    source = _key_source(request)
+    return selectors.recipes() if source is None else selectors.recipes_readable_by(source=source)
+
+
+def _versions(request: Request) -> QuerySet[DatasetVersion]:
+    source = _key_source(request)
+    return selectors.versions() if source is None else selectors.versions_readable_by(source=source)
+
+
+def _recipe(request: Request, recipe_id: int) -> Recipe:
+    recipe = _recipes(request).filter(pk=recipe_id).first()
     if recipe is None:
         raise NotFound("No such recipe.")
     return recipe
 
 
-def _version(version_id: int) -> DatasetVersion:
-    version = selectors.version_get(version_id=version_id)
+def _version(request: Request, version_id: int) -> DatasetVersion:
+    version = _versions(request).filter(pk=version_id).first()
     if version is None:
         raise NotFound("No such dataset version.")
     return version
@@ -212,7 +233,7 @@ class RecipeListApi(APIView):
 
     @extend_schema(responses=RecipeOutputSerializer(many=True), tags=["datasets"])
     def get(self, request: Request) -> Response:
-        return Response({"results": RecipeOutputSerializer(selectors.recipes(), many=True).data})
+        return Response({"results": RecipeOutputSerializer(_recipes(request), many=True).data})
 
     @extend_schema(
         request=RecipeInputSerializer, responses={201: RecipeOutputSerializer}, tags=["datasets"]
@@ -240,13 +261,13 @@ class RecipeDetailApi(APIView):
 
     @extend_schema(responses=RecipeOutputSerializer, tags=["datasets"])
     def get(self, request: Request, recipe_id: int) -> Response:
-        return Response(RecipeOutputSerializer(_recipe(recipe_id)).data)
+        return Response(RecipeOutputSerializer(_recipe(request, recipe_id)).data)
 
     @extend_schema(
         request=RecipeInputSerializer, responses=RecipeOutputSerializer, tags=["datasets"]
     )
     def patch(self, request: Request, recipe_id: int) -> Response:
-        recipe = _recipe(recipe_id)
+        recipe = _recipe(request, recipe_id)
         data = RecipeInputSerializer(recipe, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         try:
@@ -258,7 +279,7 @@ class RecipeDetailApi(APIView):
     @extend_schema(responses={204: None}, tags=["datasets"])
     def delete(self, request: Request, recipe_id: int) -> Response:
         try:
-            recipe_delete(recipe=_recipe(recipe_id))
+            recipe_delete(recipe=_recipe(request, recipe_id))
         except ValidationError as exc:
             raise ApplicationError(
                 exc.message_dict["recipe"][0], code="conflict", status_code=409
@@ -276,7 +297,7 @@ class RecipeBuildApi(APIView):
         description="Queue a build on the `datasets` queue; poll the version for progress.",
     )
     def post(self, request: Request, recipe_id: int) -> Response:
-        version = dataset_version_create(recipe=_recipe(recipe_id), user=request.user)
+        version = dataset_version_create(recipe=_recipe(request, recipe_id), user=request.user)
         version.refresh_from_db()  # an eager worker (tests, embedded) may have built it already
         return Response(
             VersionOutputSerializer(version).data,
@@ -286,7 +307,7 @@ class RecipeBuildApi(APIView):
 
 
 class EvalSetListApi(APIView):
-    permission_classes = [_needs("datasets.add_evalset")]
+    permission_classes = [_needs("datasets.add_evalset", keys_read=False)]
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(responses=EvalSetOutputSerializer(many=True), tags=["datasets"])
@@ -338,7 +359,7 @@ class VersionListApi(APIView):
         tags=["datasets"],
     )
     def get(self, request: Request) -> Response:
-        qs = selectors.versions()
+        qs = _versions(request)
         recipe = request.query_params.get("recipe")
         if recipe:
             if not recipe.isdigit():
@@ -356,7 +377,7 @@ class VersionDetailApi(APIView):
 
     @extend_schema(responses=VersionDetailOutputSerializer, tags=["datasets"])
     def get(self, request: Request, version_id: int) -> Response:
-        return Response(VersionDetailOutputSerializer(_version(version_id)).data)
+        return Response(VersionDetailOutputSerializer(_version(request, version_id)).data)
 
 
 class VersionFileApi(APIView):
@@ -368,7 +389,7 @@ class VersionFileApi(APIView):
         description="train.jsonl, test.jsonl, train.parquet, test.parquet, manifest.jsonl, stats.json",
     )
     def get(self, request: Request, version_id: int, name: str) -> FileResponse:
-        version = _version(version_id)
+        version = _version(request, version_id)
         if name not in FILE_NAMES:
             raise NotFound(f"No file {name!r}; there are {', '.join(FILE_NAMES)}.")
         if version.status != DatasetVersion.Status.SUCCEEDED:
@@ -403,14 +424,14 @@ class VersionCompareApi(APIView):
         description="Rows (by content hash) that `with` adds to this version and removes from it.",
     )
     def get(self, request: Request, version_id: int) -> Response:
-        version = _version(version_id)
+        version = _version(request, version_id)
         other_id = request.query_params.get("with", "")
         if not other_id.isdigit():
             raise ApplicationError(
                 "The request is invalid; see fields.",
                 fields={"with": ["Give the other version's id."]},
             )
-        other = _version(int(other_id))
+        other = _version(request, int(other_id))
         for v in (version, other):
             if v.status != DatasetVersion.Status.SUCCEEDED:
                 raise ApplicationError(

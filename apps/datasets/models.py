@@ -7,7 +7,9 @@
 - `DatasetVersion`: one build: its status and progress while it builds, then its content hash,
   row counts, stats card, the manifest of event ids and its files (JSONL in TRL's conversational
   formats and Parquet) under ARTIFACT_ROOT. Never changed after it succeeded, except the
-  `forgotten_raters` flag that `forget_rater` sets.
+  `forgotten_raters` flag that `forget_rater` sets. `sources` is the set of sources its events
+  came from, recorded by the build: a source's key reads the version only when that set is its
+  own source alone (`selectors.versions_readable_by`).
 """
 
 from __future__ import annotations
@@ -149,6 +151,12 @@ class DatasetVersion(models.Model):
     )
     forgotten_raters = models.BooleanField(
         default=False, help_text="Contains events of a rater forgotten after the build."
+    )
+    sources = models.ManyToManyField(
+        "sources.Source",
+        blank=True,
+        related_name="+",
+        help_text="The sources its events came from (set by the build; who may read it by key).",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from apps.datasets.models import DatasetVersion, EvalSet, Recipe
 from apps.feedback.models import Event, RaterTombstone
+from apps.sources.models import Source
 
 
 def recipes() -> QuerySet[Recipe]:
@@ -33,6 +34,36 @@ def versions(*, recipe: Recipe | None = None) -> QuerySet[DatasetVersion]:
 
 def version_get(*, version_id: int) -> DatasetVersion | None:
     return versions().filter(pk=version_id).first()
+
+
+# --- who reads what by key ---------------------------------------------------------------------
+# A source's key reads a dataset version only when every event in it came from that source: the
+# version's recorded `sources` are exactly {the key's source}. A version still building, failed,
+# or built from no event has no sources and is read by staff only. Staff sessions read by role.
+
+
+def versions_readable_by(
+    *, source: Source, qs: QuerySet[DatasetVersion] | None = None
+) -> QuerySet[DatasetVersion]:
+    """The versions (of QS, default all) that SOURCE's key may read."""
+    through = DatasetVersion.sources.through
+    own = through.objects.filter(datasetversion=OuterRef("pk"), source=source)
+    foreign = through.objects.filter(datasetversion=OuterRef("pk")).exclude(source=source)
+    qs = versions() if qs is None else qs
+    return qs.filter(Exists(own), ~Exists(foreign))
+
+
+def version_readable_by(*, version: DatasetVersion, source: Source) -> bool:
+    return versions_readable_by(
+        source=source, qs=DatasetVersion.objects.filter(pk=version.pk)
+    ).exists()
+
+
+def recipes_readable_by(*, source: Source, qs: QuerySet[Recipe] | None = None) -> QuerySet[Recipe]:
+    """The recipes SOURCE's key may read: those whose filters select that source alone (so that
+    everything they build is the source's own)."""
+    qs = recipes() if qs is None else qs
+    return qs.filter(filters__source=source.name)
 
 
 def eval_sets() -> QuerySet[EvalSet]:

@@ -160,3 +160,129 @@ def test_who_may_read_and_write(client: Client, viewer, src, events) -> None:
         ).status_code
         == 403
     )
+
+
+# --- isolation: a key reads only what came from its own source ----------------------------------
+
+
+def _build(cura: Client, capture, name: str, filters: dict | None = None) -> int:
+    made = cura.post(
+        "/api/v1/recipes",
+        {"name": name, "kind": "sft", "filters": filters or {}, "test_fraction": 0},
+        content_type="application/json",
+    )
+    assert made.status_code == 201, made.json()
+    with capture(execute=True):
+        version = cura.post(f"/api/v1/recipes/{made.json()['id']}/build").json()["id"]
+    assert cura.get(f"/api/v1/dataset-versions/{version}").json()["status"] == "succeeded"
+    return version
+
+
+def _as_key(client: Client, key: str, path: str, **params):
+    return client.get(path, params, HTTP_AUTHORIZATION=f"Bearer {key}")
+
+
+def test_a_key_reads_no_part_of_a_version_built_from_another_sources_events(
+    client: Client, cura, src, make_source, feed, django_capture_on_commit_callbacks
+) -> None:
+    other = make_source("other-app")
+    feed([thumbs("Theirs?", "Their answer.", 1, rater="o")], source=other.source)
+    theirs = _build(cura, django_capture_on_commit_callbacks, "theirs", {"source": "other-app"})
+    client.logout()
+    base = f"/api/v1/dataset-versions/{theirs}"
+    for path in (
+        base,
+        f"{base}/files/train.jsonl",
+        f"{base}/files/train.parquet",
+        f"{base}/files/stats.json",
+        f"{base}/files/manifest.jsonl",
+        f"{base}/compare?with={theirs}",
+    ):
+        answer = _as_key(client, src.secret, path)
+        assert answer.status_code == 404, (path, answer.status_code)
+        assert _as_key(client, other.secret, path).status_code == 200, path
+    assert _as_key(client, src.secret, "/api/v1/dataset-versions").json()["results"] == []
+    assert [
+        v["id"] for v in _as_key(client, other.secret, "/api/v1/dataset-versions").json()["results"]
+    ] == [theirs]
+    train = b"".join(_as_key(client, other.secret, f"{base}/files/train.jsonl").streaming_content)
+    assert b"Their answer." in train
+
+
+def test_a_version_mixing_two_sources_is_read_by_neither_key_only_by_staff(
+    client: Client, cura, src, make_source, feed, django_capture_on_commit_callbacks
+) -> None:
+    other = make_source("other-app")
+    feed([thumbs("Mine?", "My answer.", 1, rater="m")])
+    feed([thumbs("Theirs?", "Their answer.", 1, rater="o")], source=other.source)
+    both = _build(cura, django_capture_on_commit_callbacks, "both")
+    assert cura.get(f"/api/v1/dataset-versions/{both}/files/train.jsonl").status_code == 200
+    client.logout()
+    for key in (src.secret, other.secret):
+        assert _as_key(client, key, f"/api/v1/dataset-versions/{both}").status_code == 404
+        assert (
+            _as_key(client, key, f"/api/v1/dataset-versions/{both}/files/train.jsonl").status_code
+            == 404
+        )
+        assert _as_key(client, key, "/api/v1/dataset-versions").json()["results"] == []
+
+
+def test_compare_by_key_needs_both_versions_to_be_the_keys_own(
+    client: Client, cura, src, make_source, feed, django_capture_on_commit_callbacks
+) -> None:
+    other = make_source("other-app")
+    feed([thumbs("Mine?", "My answer.", 1, rater="m")])
+    feed([thumbs("Theirs?", "Their answer.", 1, rater="o")], source=other.source)
+    mine = _build(cura, django_capture_on_commit_callbacks, "mine", {"source": "test-app"})
+    theirs = _build(cura, django_capture_on_commit_callbacks, "theirs", {"source": "other-app"})
+    client.logout()
+    own = _as_key(client, src.secret, f"/api/v1/dataset-versions/{mine}/compare", **{"with": mine})
+    assert own.status_code == 200 and own.json()["kept"] == 1
+    assert (
+        _as_key(
+            client, src.secret, f"/api/v1/dataset-versions/{mine}/compare", **{"with": theirs}
+        ).status_code
+        == 404
+    )
+
+
+def test_a_key_sees_only_recipes_that_select_its_own_source_and_no_eval_sets(
+    client: Client, cura, src, make_source
+) -> None:
+    make_source("other-app")
+    for name, filters in (("mine", {"source": "test-app"}), ("theirs", {"source": "other-app"})):
+        made = cura.post(
+            "/api/v1/recipes",
+            {"name": name, "kind": "sft", "filters": filters},
+            content_type="application/json",
+        )
+        assert made.status_code == 201
+    cura.post("/api/v1/recipes", {"name": "all", "kind": "sft"}, content_type="application/json")
+    ids = {r["name"]: r["id"] for r in cura.get("/api/v1/recipes").json()["results"]}
+    assert set(ids) == {"mine", "theirs", "all"}
+    client.logout()
+    listed = _as_key(client, src.secret, "/api/v1/recipes").json()["results"]
+    assert [r["name"] for r in listed] == ["mine"]
+    assert _as_key(client, src.secret, f"/api/v1/recipes/{ids['mine']}").status_code == 200
+    for name in ("theirs", "all"):
+        assert _as_key(client, src.secret, f"/api/v1/recipes/{ids[name]}").status_code == 404
+    assert _as_key(client, src.secret, "/api/v1/eval-sets").status_code == 403
+
+
+def test_the_migration_backfills_a_versions_sources_from_its_manifest(
+    cura, src, make_source, feed, django_capture_on_commit_callbacks
+) -> None:
+    import importlib
+
+    from django.apps import apps as global_apps
+
+    from apps.datasets.models import DatasetVersion
+
+    other = make_source("other-app")
+    feed([thumbs("Mine?", "My answer.", 1, rater="m")])
+    feed([thumbs("Theirs?", "Their answer.", 1, rater="o")], source=other.source)
+    both = DatasetVersion.objects.get(pk=_build(cura, django_capture_on_commit_callbacks, "both"))
+    both.sources.clear()
+    migration = importlib.import_module("apps.datasets.migrations.0003_datasetversion_sources")
+    migration.backfill_sources(global_apps, None)
+    assert set(both.sources.values_list("name", flat=True)) == {"test-app", "other-app"}

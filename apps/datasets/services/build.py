@@ -569,6 +569,14 @@ def _build(version: DatasetVersion, folder: Path, progress: Progress | None) -> 
     with transaction.atomic():
         ManifestEntry.objects.filter(version=version).delete()
         events = _insert_manifest(version.pk, writer.event_ids)
+        # Who may read the version by key: the sources its events came from (models.py).
+        version.sources.set(
+            Event.objects.filter(
+                id__in=ManifestEntry.objects.filter(version=version).values("event_id")
+            )
+            .values_list("source_id", flat=True)
+            .distinct()
+        )
         card["events"] = events
         version.content_hash = writer.digest.hexdigest()
         version.rows = dict(writer.counts)
