@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "apps.training",
     "apps.evaluation",
     "apps.serving",
+    "apps.site",
 ]
 
 MIDDLEWARE = [

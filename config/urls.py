@@ -3,9 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core import views as core_views
+from apps.site import views as site_views
 
 urlpatterns = [
-    path("", core_views.home, name="home"),
+    path("", site_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("metrics", core_views.metrics, name="metrics"),
@@ -28,5 +29,5 @@ urlpatterns = [
     path("leaderboard/", include("apps.evaluation.page_urls")),
     path("experiments/", include("apps.serving.page_urls")),
     path("api/public/", include("apps.peers.langfuse.urls")),
-    path("demo/", include("apps.core.demo_urls")),
+    path("demo/", include("apps.site.demo_urls")),
 ]

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -28,10 +27,3 @@ def readyz(request: HttpRequest) -> JsonResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format: events per source and status, ingest latency, queue depth."""
     return HttpResponse(core_metrics.render(), content_type=CONTENT_TYPE_LATEST)
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    from apps.feedback.selectors import overview
-
-    return render(request, "home.html", {"overview": overview()})

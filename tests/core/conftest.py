@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from apps.core.management.commands.serve import die_with_parent
+from apps.site.management.commands.serve import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 # Redis database for tests that put real messages on the broker (emptied before and after), so

@@ -1,4 +1,4 @@
-"""The demo chat page (/demo/widget, apps/core/demo.py): on where it should be, with a working
+"""The demo chat page (/demo/widget, apps/site/demo.py): on where it should be, with a working
 publishable key for its own origin, and the widget on it storing what a visitor clicks."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from apps.core.demo import DEMO_WIDGET_KEY_FILE, DEMO_WIDGET_SOURCE, demo_pages_enabled
+from apps.site.demo import DEMO_WIDGET_KEY_FILE, DEMO_WIDGET_SOURCE, demo_pages_enabled
 from apps.sources.models import ApiKey, Source
 from tests.frontend.conftest import Tab, wait_for_events
 

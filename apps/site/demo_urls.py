@@ -1,8 +1,8 @@
-"""Demo pages (see apps.core.demo): mounted at /demo/ by config/urls.py."""
+"""Demo pages (see apps.site.demo): mounted at /demo/ by config/urls.py."""
 
 from django.urls import path
 
-from apps.core import demo
+from apps.site import demo
 
 urlpatterns = [
     path("widget", demo.widget_demo, name="demo-widget"),

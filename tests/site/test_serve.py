@@ -18,15 +18,15 @@ import httpx
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 
-from apps.core.management.commands.serve import die_with_parent
-from apps.core.services import (
+from apps.feedback.models import Event
+from apps.site.management.commands.serve import die_with_parent
+from apps.site.services import (
     FIXTURES,
     SAMPLE_FILES,
     SampleFile,
     sample_files,
     sinkhole_bootstrap,
 )
-from apps.feedback.models import Event
 from apps.sources.models import Source
 from apps.sources.selectors import api_key_by_raw
 from apps.sources.services import api_key_revoke, source_create

@@ -1,7 +1,7 @@
 """`manage.py serve` (what `make run` runs): the whole product on one machine.
 
 It migrates, bootstraps an empty database (admin account, `demo` source, sample feedback; see
-`apps.core.services.sinkhole_bootstrap`), then runs two children side by side and watches them:
+`apps.site.services.sinkhole_bootstrap`), then runs two children side by side and watches them:
 
 - gunicorn serving the web app and the API (static files through WhiteNoise);
 - a Celery worker on the queues in CELERY_WORKER_QUEUES.
@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.core.services import BootstrapResult, sinkhole_bootstrap
+from apps.site.services import BootstrapResult, sinkhole_bootstrap
 
 READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30

@@ -1,4 +1,4 @@
-"""Writes of the core app. `sinkhole_bootstrap` turns an empty database into a working demo:
+"""Writes of the site app. `sinkhole_bootstrap` turns an empty database into a working demo:
 an admin account, a `demo` source with its keys, and real sample feedback to look at.
 
 `manage.py serve` (the `make run` target) calls it on every start; it only ever adds what is
@@ -21,6 +21,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from apps.feedback.services.importing import feedback_import
 from apps.sources.models import Source
 from apps.sources.selectors import api_key_by_raw
 from apps.sources.services import source_create
@@ -190,8 +191,6 @@ def _import_sample(
     source: Source, sample: SampleFile, progress: Callable[[int], Any] | None
 ) -> SampleImport:
     try:
-        from apps.feedback.services.importing import feedback_import
-
         summary = feedback_import(
             source=source, format=sample.format, path=sample.path, progress=progress
         )
