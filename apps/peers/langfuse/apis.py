@@ -22,11 +22,11 @@ from rest_framework.views import APIView
 from apps.core.exceptions import ApplicationError
 from apps.core.parsers import parse_json_body
 from apps.peers import selectors
+from apps.peers.langfuse import otlp
 from apps.peers.langfuse.auth import IsLangfuseClient, LangfuseBasicAuthentication
 from apps.peers.langfuse.services import (
     ScoreInput,
     langfuse_ingestion,
-    langfuse_otel_record,
     langfuse_score_retract,
     langfuse_scores_create,
 )
@@ -42,8 +42,8 @@ class _LangfuseView(APIView):
     permission_classes = [IsLangfuseClient]
 
 
-def _body(request: Request) -> Any:
-    """The JSON body, within the ingest size limit (413 over it)."""
+def _raw_body(request: Request) -> bytes:
+    """The body's bytes, within the ingest size limit (413 over it)."""
     limit = settings.INGEST_MAX_BODY_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -59,7 +59,12 @@ def _body(request: Request) -> Any:
             code="payload_too_large",
             status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
-    return parse_json_body(body)
+    return body
+
+
+def _body(request: Request) -> Any:
+    """The JSON body, within the ingest size limit (413 over it)."""
+    return parse_json_body(_raw_body(request))
 
 
 def _charge(key: ApiKey, cost: int) -> None:
@@ -110,6 +115,22 @@ class ScoreCreateInputSerializer(serializers.Serializer):
 
 class ScoreCreateOutputSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The score's id (yours, or one the server made).")
+
+
+class _ScoreBatchErrorSerializer(serializers.Serializer):
+    id = serializers.CharField(allow_null=True)
+    message = serializers.CharField()
+    error = serializers.JSONField()
+
+
+class ScoreBatchAcceptedSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text='"Accepted": every score of the array was stored.')
+
+
+class ScoreBatchResultsSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = _ScoreBatchErrorSerializer(many=True)
 
 
 class ScoreOutputSerializer(serializers.Serializer):
@@ -199,9 +220,17 @@ class IngestionOutputSerializer(serializers.Serializer):
     errors = _IngestionErrorSerializer(many=True)
 
 
+class _OrganizationSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+
+
 class _ProjectSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
+    organization = _OrganizationSerializer(
+        help_text="The SDKs 3.x and later require it; Sinkhole names itself."
+    )
     metadata = serializers.DictField()
 
 
@@ -239,15 +268,24 @@ _AUTH_ERRORS = {
 
 
 class ScoresApi(_LangfuseView):
-    """POST creates a score (Langfuse `POST /api/public/scores`); GET lists them."""
+    """POST creates a score, or each score of a JSON array (Langfuse `POST /api/public/scores`;
+    the SDK 5.x sends arrays); GET lists them."""
 
     @extend_schema(
         operation_id="langfuse_score_create",
-        summary="Langfuse-compatible: create a score (it becomes a rating event)",
+        summary="Langfuse-compatible: create a score, or an array of them (each a rating event)",
         tags=TAGS,
         request=ScoreCreateInputSerializer,
         responses={
             200: ScoreCreateOutputSerializer,
+            202: OpenApiResponse(
+                ScoreBatchAcceptedSerializer, description="An array: every score stored."
+            ),
+            207: OpenApiResponse(
+                ScoreBatchResultsSerializer,
+                description="An array with invalid scores: how many were stored, and why the "
+                "others were not (Langfuse's CreateScoreBatchResults).",
+            ),
             400: _error("Not a valid score, or a value Sinkhole cannot read as a rating."),
             **_AUTH_ERRORS,
             413: _error("Over the body size limit."),
@@ -257,6 +295,8 @@ class ScoresApi(_LangfuseView):
     def post(self, request: Request) -> Response:
         key: ApiKey = request.auth
         data = _body(request)
+        if isinstance(data, list):
+            return self._post_array(key, data, _client_ip(request))
         _charge(key, 1)
         outcome = langfuse_scores_create(
             source=key.source,
@@ -268,6 +308,35 @@ class ScoresApi(_LangfuseView):
                 f"The score is invalid: {outcome.message}", fields=outcome.errors
             )
         return Response({"id": outcome.score_id}, status=status.HTTP_200_OK)
+
+    def _post_array(self, key: ApiKey, data: list[Any], client_ip: str) -> Response:
+        if not data:
+            raise ApplicationError(
+                "The request is invalid; see fields.", fields={"body": ["the array is empty"]}
+            )
+        if len(data) > settings.INGEST_MAX_BATCH_EVENTS:
+            raise ApplicationError(
+                f"The array has {len(data)} scores; at most {settings.INGEST_MAX_BATCH_EVENTS}.",
+                code="payload_too_large",
+                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        _charge(key, len(data))
+        outcomes = langfuse_scores_create(
+            source=key.source,
+            items=[ScoreInput(item, fallback_id=str(uuid.uuid4())) for item in data],
+            client_ip=client_ip,
+        )
+        errors = [
+            {"id": outcome.score_id, "message": outcome.message, "error": outcome.errors}
+            for outcome in outcomes
+            if not outcome.ok
+        ]
+        if not errors:
+            return Response({"message": "Accepted"}, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            {"accepted": len(outcomes) - len(errors), "rejected": len(errors), "errors": errors},
+            status=status.HTTP_207_MULTI_STATUS,
+        )
 
     @extend_schema(
         operation_id="langfuse_score_list",
@@ -389,7 +458,13 @@ class ProjectsApi(_LangfuseView):
     )
     def get(self, request: Request) -> Response:
         source = request.auth.source
-        return Response({"data": [{"id": source.name, "name": source.name, "metadata": {}}]})
+        project = {
+            "id": source.name,
+            "name": source.name,
+            "organization": {"id": "sinkhole", "name": "Sinkhole"},
+            "metadata": {},
+        }
+        return Response({"data": [project]})
 
 
 class HealthApi(APIView):
@@ -408,10 +483,9 @@ class HealthApi(APIView):
 
 
 class OtelTracesApi(_LangfuseView):
-    """Langfuse's OpenTelemetry intake (LibreChat exports its traces here). Sinkhole is not a
-    tracing backend: from an OTLP/JSON export it keeps only the texts that give scores their
-    prompt and reply (trace input and output, generations with their model); an OTLP/protobuf
-    export is acknowledged and dropped unread, and scores on those traces carry placeholders."""
+    """Langfuse's OpenTelemetry intake (the SDKs 3.x and later, LibreChat): OTLP/HTTP in
+    protobuf or JSON. Sinkhole is not a tracing backend: it keeps only the texts that give scores
+    their prompt and reply, the model and the user (see `otlp`)."""
 
     @extend_schema(
         operation_id="langfuse_otel_traces",
@@ -421,11 +495,36 @@ class OtelTracesApi(_LangfuseView):
             "application/json": OpenApiTypes.OBJECT,
             "application/x-protobuf": OpenApiTypes.BINARY,
         },
-        responses={200: OpenApiTypes.OBJECT, **_AUTH_ERRORS},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            400: _error("Not an OTLP trace export in the encoding its Content-Type names."),
+            **_AUTH_ERRORS,
+            413: _error("Over the body size limit."),
+            415: _error("Neither application/x-protobuf nor application/json."),
+        },
     )
     def post(self, request: Request) -> HttpResponse:
-        if "json" in request.META.get("CONTENT_TYPE", ""):
-            langfuse_otel_record(source=request.auth.source, payload=_body(request))
-            return HttpResponse(b"{}", content_type="application/json")
-        # An empty ExportTraceServiceResponse: zero bytes in protobuf.
-        return HttpResponse(b"", content_type="application/x-protobuf")
+        content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if content_type not in (otlp.PROTOBUF, "application/json"):
+            raise ApplicationError(
+                "OTLP/HTTP traces come as application/x-protobuf or application/json.",
+                code="unsupported_media_type",
+                status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            )
+        try:
+            body = otlp.decode_body(
+                _raw_body(request), encoding=request.META.get("HTTP_CONTENT_ENCODING", "")
+            )
+            if content_type == otlp.PROTOBUF:
+                spans = otlp.spans_from_protobuf(body)
+            else:
+                spans = otlp.spans_from_json(parse_json_body(body))
+        except otlp.OtlpError as exc:
+            raise ApplicationError(
+                f"The trace export is invalid: {exc}.", fields={"body": [str(exc)]}
+            ) from exc
+        otlp.langfuse_otel_spans_record(source=request.auth.source, spans=spans)
+        if content_type == otlp.PROTOBUF:
+            # An empty ExportTraceServiceResponse: zero bytes in protobuf.
+            return HttpResponse(b"", content_type=otlp.PROTOBUF)
+        return HttpResponse(b"{}", content_type="application/json")

@@ -344,5 +344,14 @@ def test_the_projects_call_that_clients_use_to_check_their_keys_names_the_source
     response = langfuse.get("projects")
 
     assert response.status_code == 200
-    assert response.json() == {"data": [{"id": "test-app", "name": "test-app", "metadata": {}}]}
+    assert response.json() == {
+        "data": [
+            {
+                "id": "test-app",
+                "name": "test-app",
+                "organization": {"id": "sinkhole", "name": "Sinkhole"},
+                "metadata": {},
+            }
+        ]
+    }
     assert langfuse.get("projects", authorization="").status_code == 401
