@@ -200,6 +200,10 @@ INGEST_MAX_BATCH_EVENTS = env_int("INGEST_MAX_BATCH_EVENTS", 1000)
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024)
 # Django refuses bodies over this before a view sees them; ingest answers 413 itself first.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES + 1024 * 1024
+# An event's `timestamp` must lie between this date (or ISO date-time, UTC unless it says) and
+# now + this many days; outside it is a 400 naming the field.
+FEEDBACK_TIMESTAMP_MIN = env_str("FEEDBACK_TIMESTAMP_MIN", "2000-01-01")
+FEEDBACK_TIMESTAMP_MAX_AHEAD_DAYS = env_int("FEEDBACK_TIMESTAMP_MAX_AHEAD_DAYS", 1)
 
 # --- Auth, static, i18n -----------------------------------------------------------------------
 LOGIN_URL = "/accounts/login/"

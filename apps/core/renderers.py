@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -14,4 +15,12 @@ class OrjsonRenderer(JSONRenderer):
     ) -> bytes:
         if data is None:
             return b""
-        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str)
+        try:
+            return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str)
+        except TypeError:
+            # orjson stops at 64-bit integers; rows stored before validation bounded numbers may
+            # hold bigger ones (jsonb prints 1e20 back as an integer). The standard library
+            # writes them as they are, so one such row never breaks a whole list.
+            return json.dumps(
+                data, default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()

@@ -31,6 +31,13 @@ from apps.sources.models import ApiKey, Source
 class EventOutputSerializer(serializers.ModelSerializer):
     source = serializers.CharField(source="source.name")
     rater = serializers.CharField(source="rater_hash", help_text="Keyed hash of the rater id.")
+    unreadable = serializers.SerializerMethodField(
+        help_text="What of this event, stored before validation bounded it, cannot be read "
+        "(an out-of-range timestamp shows as null occurred_at); empty for a sound event."
+    )
+
+    def get_unreadable(self, event: Event) -> list[str]:
+        return selectors.event_unreadable(event)
 
     class Meta:
         model = Event
@@ -49,6 +56,7 @@ class EventOutputSerializer(serializers.ModelSerializer):
             "occurred_at",
             "received_at",
             "payload",
+            "unreadable",
         ]
 
 

@@ -5,7 +5,9 @@ Shapes (see DESIGN.md): rating, preference, ranking, edit. Messages use the Open
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+import unicodedata
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -29,6 +31,12 @@ MAX_METADATA_DEPTH = 8
 # Any other field (message extras such as tool_calls, content parts) may nest this deep; deeper
 # junk is refused before it reaches the redactor or the JSON encoder, which both recurse.
 MAX_EVENT_DEPTH = 32
+
+# Every number anywhere in an event must survive PostgreSQL jsonb (which prints 1e20 back as the
+# integer 100000000000000000000) and orjson (64-bit integers at most) on every later read: a signed
+# 64-bit integer, or a float smaller than 2**63 in magnitude. Larger values are refused (400), not
+# rounded or stringified behind the client's back: send them as strings. See docs/api.md.
+NUMBER_LIMIT = 2**63
 
 Short = Annotated[str, Field(min_length=1, max_length=MAX_SHORT)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
@@ -115,9 +123,29 @@ class _EventBase(_Strict):
     @field_validator("timestamp")
     @classmethod
     def _timestamp_has_zone(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return value
+        if value.tzinfo is None:
             raise ValueError("must carry a time zone, e.g. 2026-01-31T12:00:00Z")
+        earliest, latest = timestamp_range()
+        try:
+            inside = earliest <= value <= latest
+        except OverflowError:  # 0001-01-01T00:00+14:00 lies before datetime.min in UTC
+            inside = False
+        if not inside:
+            raise ValueError(
+                f"must lie between {earliest.isoformat()} and {latest.isoformat()} "
+                "(now + FEEDBACK_TIMESTAMP_MAX_AHEAD_DAYS)"
+            )
         return value
+
+    @field_validator("id", "rater", "interaction_id")
+    @classmethod
+    def _ids_are_nfc(cls, value: str | None) -> str | None:
+        # One id, however the client's keyboard composed it: NFC and NFD of "café" are one event.
+        if value is None or value.isascii():
+            return value
+        return unicodedata.normalize("NFC", value)
 
     @field_validator("metadata")
     @classmethod
@@ -133,6 +161,56 @@ class _EventBase(_Strict):
         if size > MAX_METADATA_BYTES:
             raise ValueError(f"is {size} bytes of JSON; at most {MAX_METADATA_BYTES}")
         return value
+
+
+_earliest_cache: dict[str, datetime] = {}
+
+
+def timestamp_range() -> tuple[datetime, datetime]:
+    """The event timestamps accepted now: FEEDBACK_TIMESTAMP_MIN (a date or an ISO date-time,
+    UTC unless it says) to now + FEEDBACK_TIMESTAMP_MAX_AHEAD_DAYS."""
+    from django.conf import settings
+
+    setting = settings.FEEDBACK_TIMESTAMP_MIN
+    earliest = _earliest_cache.get(setting)
+    if earliest is None:
+        parsed = (
+            datetime.fromisoformat(setting)
+            if "T" in setting
+            else datetime.combine(date.fromisoformat(setting), time.min)
+        )
+        earliest = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        _earliest_cache[setting] = earliest
+    latest = datetime.now(UTC) + timedelta(days=settings.FEEDBACK_TIMESTAMP_MAX_AHEAD_DAYS)
+    return earliest, latest
+
+
+def _bad_numbers(value: Any, path: str) -> dict[str, list[str]]:
+    """Field errors for each number under VALUE that a later read could not carry (see
+    NUMBER_LIMIT). Iterative: the value may nest as deep as MAX_EVENT_DEPTH."""
+    errors: dict[str, list[str]] = {}
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, item in items:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is dict or kind is list:
+                stack.append((item, f"{where}.{key}"))
+            elif kind is int or kind is float:
+                if (
+                    -NUMBER_LIMIT <= item < NUMBER_LIMIT
+                    if kind is int
+                    else math.isfinite(item) and abs(item) < NUMBER_LIMIT
+                ):
+                    continue
+                errors[f"{where}.{key}"] = [
+                    f"is {item!r}: numbers must lie within ±2**63 (64 bits) so that every reader "
+                    "can carry them; send a larger value as a string"
+                ]
+    return errors
 
 
 def _depth(value: Any, level: int = 1, limit: int = MAX_METADATA_DEPTH) -> int:
@@ -235,6 +313,8 @@ EVENT_TYPES = ("rating", "preference", "ranking", "edit")
 _event_adapter: TypeAdapter[Any] = TypeAdapter(Event)
 
 
+# Lists whose numbers the models themselves bound (indices into `responses`).
+_BOUNDED_LISTS = frozenset({"ranking"})
 _TYPE_NAMES = {"str", "int", "bool", "none", "dict", "list", "float"}
 
 
@@ -270,6 +350,13 @@ def validate_event(
         return None, {
             name: [f"is nested deeper than {MAX_EVENT_DEPTH} levels"] for name in too_deep
         }
+    numbers = {}
+    for name, value in data.items():
+        if type(value) is dict or type(value) is list:
+            if name not in _BOUNDED_LISTS and (found := _bad_numbers(value, name)):
+                numbers.update(found)
+    if numbers:
+        return None, numbers
     try:
         return _event_adapter.validate_python(data), {}
     except ValidationError as exc:

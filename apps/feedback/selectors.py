@@ -93,6 +93,43 @@ def event_normalized(event: Event) -> dict[str, Any]:
     }
 
 
+def event_unreadable(event: Event) -> list[str]:
+    """What of EVENT, stored before validation bounded it, no reader can carry: a timestamp
+    outside Python's range (read back as null, see apps/core/db.py) or numbers beyond 64 bits.
+    Empty for every event stored since (the log is append-only: such rows are shown flagged,
+    never edited)."""
+    from apps.feedback.schema import _bad_numbers
+
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    problems = []
+    if event.occurred_at is None and payload.get("timestamp"):
+        problems.append(f"timestamp {payload['timestamp']!r} lies outside the readable range")
+    if any(type(value) is dict or type(value) is list for value in payload.values()):
+        for path in _bad_numbers(payload, "payload"):
+            problems.append(f"{path} is a number beyond 64 bits")
+    return problems
+
+
+def unreadable_events(*, chunk: int = 2000) -> list[tuple[int, list[str]]]:
+    """Every stored event with unreadable values, as (id, problems): for the operator's
+    `find_unreadable_events` command. Reads the whole log in chunks."""
+    found = []
+    last = 0
+    while True:
+        rows = list(
+            Event.objects.filter(pk__gt=last)
+            .order_by("pk")
+            .only("pk", "payload", "occurred_at")[:chunk]
+        )
+        if not rows:
+            return found
+        for event in rows:
+            problems = event_unreadable(event)
+            if problems:
+                found.append((event.pk, problems))
+        last = rows[-1].pk
+
+
 def overview() -> dict[str, Any]:
     """Counts for the landing page."""
     by_type = dict(Event.objects.values_list("type").annotate(n=Count("id")).order_by())

@@ -528,6 +528,7 @@ def test_the_list_is_newest_first_with_the_event_fields(api: Api, assorted: dict
         "occurred_at",
         "received_at",
         "payload",
+        "unreadable",
     }
 
 
