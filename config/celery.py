@@ -5,16 +5,32 @@ else)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
+from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("sinkhole")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Which queue each task goes to (a task's own `queue=` option is deprecated since Celery 5.3).
+# The short queues carry hints and small jobs; `training` is consumed by GPU workers alone.
+app.conf.task_routes = {
+    "feedback.*": {"queue": "ingest"},
+    "quality.*": {"queue": "quality"},
+    "datasets.*": {"queue": "datasets"},
+    "training.run": {"queue": "training"},
+    "training.*": {"queue": "default"},
+    "curation.*": {"queue": "default"},
+    "connectors.*": {"queue": "default"},
+}
 
 
 # Periodic work. Celery beat sends these; it runs inside the worker in embedded mode
@@ -38,6 +54,31 @@ app.conf.beat_schedule = {
         "task": "curation.index_search",
         "schedule": 10.0,
         "options": {"queue": "default", "expires": 9},
+    },
+    # The database is the source of truth for derived work (DESIGN 8): these find events
+    # without normalized rows or a current verdict and process them, whatever happened to the
+    # hints the web sent. The drains look at the newest events (cheap: every few seconds, so
+    # the last events of a burst never wait on a lost or skipped hint); the sweeps walk the
+    # whole log (every few minutes, and when a worker starts: see _reconcile_on_start).
+    "feedback-normalize-pending": {
+        "task": "feedback.normalize_pending",
+        "schedule": 5.0,
+        "options": {"queue": "ingest", "expires": 4},
+    },
+    "quality-judge-pending": {
+        "task": "quality.judge_pending",
+        "schedule": 5.0,
+        "options": {"queue": "quality", "expires": 4},
+    },
+    "feedback-reconcile": {
+        "task": "feedback.reconcile",
+        "schedule": 300.0,
+        "options": {"queue": "ingest", "expires": 290},
+    },
+    "quality-reconcile": {
+        "task": "quality.reconcile",
+        "schedule": 300.0,
+        "options": {"queue": "quality", "expires": 290},
     },
     "quality-retrain-classifier": {
         "task": "quality.retrain_classifier",
@@ -74,3 +115,71 @@ def _log_like_django(**_: object) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+@worker_ready.connect
+def _reconcile_on_start(sender: Any = None, **_: object) -> None:
+    """A worker that starts (after a crash, a kill -9, a broker that lost its messages) sends
+    the sweeps, so whatever the dead one left half done is found in the database and redone
+    without anyone running a command. Sent, not run here: the worker's main process must go on
+    consuming."""
+    for name in ("feedback.reconcile", "quality.reconcile"):
+        try:
+            app.send_task(name, expires=600)
+        except Exception as exc:  # noqa: BLE001 - the periodic sweep catches up instead
+            logging.getLogger(__name__).warning(
+                "could not send the start-up sweep", extra={"task": name, "error": str(exc)}
+            )
+
+
+class _Hint:
+    """A task whose message only says "look in the database": sent at most once per INTERVAL
+    seconds by this process, and not at all for a few seconds after the broker refused one (the
+    periodic drain and the sweeps do the work then). Sending costs the web tier CPU; one drain
+    does the work of every request since the last one."""
+
+    def __init__(self, name: str, interval: float = 0.25, backoff: float = 3.0) -> None:
+        self.name = name
+        self.interval = interval
+        self.backoff = backoff
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def send(self) -> bool:
+        """Send the hint unless one left this process less than INTERVAL ago; True if sent."""
+        eager = bool(app.conf.task_always_eager)
+        now = time.monotonic()
+        if not eager:  # eager (tests, scripts): every hint runs, and leaves no trace
+            with self._lock:
+                if now < self._next:
+                    return False
+                self._next = now + self.interval
+        try:
+            if eager:
+                if self.name not in app.tasks:
+                    app.loader.import_default_modules()  # the apps' tasks modules
+                app.tasks[self.name].apply()
+            else:
+                app.send_task(self.name, retry=False)
+        except Exception as exc:  # noqa: BLE001 - a broker outage costs time, never events
+            if eager:
+                raise
+            with self._lock:
+                self._next = time.monotonic() + self.backoff
+            logging.getLogger(__name__).warning(
+                "hint not sent; the periodic drain will catch up",
+                extra={"task": self.name, "error": f"{exc.__class__.__name__}: {exc}"},
+            )
+            return False
+        return True
+
+
+_hints: dict[str, _Hint] = {}
+
+
+def send_hint(name: str) -> bool:
+    """Ask the workers to drain what the task NAME processes (see _Hint)."""
+    hint = _hints.get(name)
+    if hint is None:
+        hint = _hints.setdefault(name, _Hint(name))
+    return hint.send()

@@ -1,4 +1,10 @@
-"""Readiness checks: is the database answering, is the Celery broker reachable."""
+"""Readiness checks: is the database answering, are the Celery broker and the rate limits'
+Redis reachable.
+
+Only the database is essential: without it nothing is stored (503 `unavailable`). Without the
+broker or Redis, ingest still stores and acknowledges every event (the rate limits count per
+process, the workers catch up from the database once the broker is back), so /readyz answers
+200 `degraded` with the problems named: keep sending traffic, and fix it."""
 
 from __future__ import annotations
 
@@ -62,3 +68,29 @@ def queue_depths() -> dict[str, int]:
     except Exception as exc:  # metrics must never take the endpoint down
         logger.warning("queue depth unavailable", extra={"error": str(exc)})
     return {}
+
+
+def check_cache() -> str | None:
+    """The rate limits' Redis (CACHE_URL), where there is one: PING with a short timeout."""
+    from django.core.cache import cache
+
+    backend = getattr(cache, "_cache", None)
+    if not hasattr(backend, "get_client"):
+        return None  # process memory (embedded): nothing to reach
+    try:
+        backend.get_client(write=True).ping()
+    except Exception as exc:  # any client error means "not reachable"
+        return f"cache: {exc.__class__.__name__}: {exc}"
+    return None
+
+
+def readiness() -> tuple[int, dict[str, object]]:
+    """(HTTP status, body) for /readyz: 503 `unavailable` without the database; 200 `degraded`
+    when only the broker or Redis is missing (ingest goes on); 200 `ok` when all answer."""
+    essential = check_database()
+    optional = [p for p in (check_broker(), check_cache()) if p]
+    if essential:
+        return 503, {"status": "unavailable", "problems": [essential, *optional]}
+    if optional:
+        return 200, {"status": "degraded", "problems": optional}
+    return 200, {"status": "ok"}

@@ -27,6 +27,10 @@ INGEST_SECONDS = Histogram(
     "Time to validate and store one ingest request (excluding HTTP).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+RATELIMIT_FALLBACK = Counter(
+    "sinkhole_ratelimit_fallback_total",
+    "Rate-limit checks counted in a web process's own memory because Redis did not answer.",
+)
 QUEUE_DEPTH = Gauge(
     "sinkhole_queue_depth",
     "Messages waiting in each Celery queue.",

@@ -16,11 +16,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready: the database and the broker answer."""
-    problems = [p for p in (health.check_database(), health.check_broker()) if p]
-    if problems:
-        return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
-    return JsonResponse({"status": "ok"})
+    """Ready: the database answers (503 if not); `degraded` without the broker or Redis."""
+    code, body = health.readiness()
+    return JsonResponse(body, status=code)
 
 
 @require_GET

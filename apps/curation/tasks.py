@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(name="curation.index_search", queue="default", acks_late=True, time_limit=600)
+@shared_task(name="curation.index_search", acks_late=True, time_limit=600)
 def index_search(limit: int = 20_000) -> int:
     """Store full-text documents for new events (run it every few seconds from beat)."""
     from apps.curation.search import search_index_catch_up

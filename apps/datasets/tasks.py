@@ -7,7 +7,6 @@ from celery import shared_task
 
 @shared_task(
     name="datasets.build_version",
-    queue="datasets",
     acks_late=True,
     soft_time_limit=6 * 3600,
     time_limit=6 * 3600 + 60,

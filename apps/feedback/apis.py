@@ -3,11 +3,9 @@ limits, call one service or selector, serialize."""
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError
 from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -19,13 +17,12 @@ from rest_framework.views import APIView
 
 from apps.core.exceptions import ApiErrorSerializer, ApplicationError
 from apps.core.parsers import parse_json_body
-from apps.feedback import selectors
+from apps.feedback import selectors, signals
 from apps.feedback.models import Event
 from apps.feedback.openapi import EVENT_SCHEMA_REF, INGEST_EXAMPLES
-from apps.feedback.services.ingest import DUPLICATE, ERROR, ItemResult, feedback_ingest
-from apps.sources import ratelimit
+from apps.feedback.services.ingest import DUPLICATE, ERROR, feedback_ingest
 from apps.sources.auth import CanIngest, CanReadFeedback
-from apps.sources.models import ApiKey, Source
+from apps.sources.models import ApiKey
 
 
 class EventOutputSerializer(serializers.ModelSerializer):
@@ -73,10 +70,7 @@ class EventDetailOutputSerializer(EventOutputSerializer):
         return selectors.event_normalized(event)
 
     def get_verdict(self, event: Event) -> dict[str, Any] | None:
-        from apps.quality.selectors import verdict_as_dict  # quality builds on feedback
-
-        current = getattr(event, "current_verdicts", None)
-        return verdict_as_dict(current[0] if current else None)
+        return signals.event_verdict.call(event)  # quality provides it (it builds on feedback)
 
 
 class EventPageOutputSerializer(serializers.Serializer):
@@ -176,63 +170,6 @@ def _read_items(request: Request) -> tuple[list[Any], bool]:
     return data, True
 
 
-def _over_limit_items(items: list[Any], fits: dict[str, int]) -> set[int]:
-    """Indices of the items beyond what their rater may still send this minute (FITS holds, for
-    each rater over its limit, how many of its items fit: the first ones in request order)."""
-    if not fits:
-        return set()
-    seen: Counter[str] = Counter()
-    limited = set()
-    for index, item in enumerate(items):
-        rater = item.get("rater") if isinstance(item, dict) else None
-        if isinstance(rater, str) and rater in fits:
-            seen[rater] += 1
-            if seen[rater] > fits[rater]:
-                limited.add(index)
-    return limited
-
-
-_DEADLOCK = "40P01"
-
-
-def _ingest(*, source: Source, items: list[Any], client_ip: str) -> list[ItemResult]:
-    """feedback_ingest, again if PostgreSQL broke a deadlock: two overlapping batches that list
-    the same new ids in different orders each wait for the other's rows. The loser rolled back
-    whole, so running it again is safe; it then answers `duplicate` for what the winner stored."""
-    for attempt in range(3):
-        try:
-            return feedback_ingest(source=source, items=items, client_ip=client_ip)
-        except OperationalError as exc:
-            if attempt == 2 or getattr(exc.__cause__, "sqlstate", None) != _DEADLOCK:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _ingest_within_limits(
-    *, source: Source, items: list[Any], limited: set[int], client_ip: str, retry_after: int
-) -> list[ItemResult]:
-    """Ingest the items not in LIMITED; answer those with `rate_limited`; keep request order."""
-    if not limited:
-        return _ingest(source=source, items=items, client_ip=client_ip)
-    kept = [index for index in range(len(items)) if index not in limited]
-    results: list[ItemResult | None] = [None] * len(items)
-    if kept:
-        for result in _ingest(source=source, items=[items[i] for i in kept], client_ip=client_ip):
-            result.index = kept[result.index]
-            results[result.index] = result
-    message = f"this rater is over the source's limit of {source.rater_rate_limit_per_minute} events per minute; retry in {retry_after} s"
-    for index in limited:
-        client_id = items[index].get("id")
-        results[index] = ItemResult(
-            index,
-            ERROR,
-            client_id=client_id if isinstance(client_id, str) else None,
-            code="rate_limited",
-            errors={"rater": [message]},
-        )
-    return [result for result in results if result is not None]
-
-
 class FeedbackApi(APIView):
     """POST ingests feedback; GET lists it."""
 
@@ -265,46 +202,12 @@ class FeedbackApi(APIView):
     )
     def post(self, request: Request) -> Response:
         key: ApiKey = request.auth
-        source = key.source
         items, is_batch = _read_items(request)
-
-        limit = source.rate_limit_per_minute
-        raters = [
-            item.get("rater")
-            for item in items
-            if isinstance(item, dict) and isinstance(item.get("rater"), str)
-        ]
-        # The key's limit, then the raters' (charged only if the key may go on): one round trip.
-        verdict, fits, retry_after = ratelimit.check_request(
-            key_id=key.pk,
-            key_limit=limit,
-            cost=len(items),
-            source_id=source.pk,
-            rater_limit=source.rater_rate_limit_per_minute,
-            raters=raters,
+        results = feedback_ingest(
+            source=key.source, items=items, client_ip=_client_ip(request), key=key
         )
-        if not verdict.allowed:
-            message = (
-                f"This batch has {len(items)} events, more than this key's limit of {limit} per minute: "
-                "split it; nothing was stored."
-                if len(items) > limit
-                else f"This key is over its limit of {limit} events per minute; nothing was stored."
-            )
-            raise ApplicationError(
-                message,
-                code="rate_limited",
-                status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": str(verdict.retry_after)},
-            )
-        limited = _over_limit_items(items, fits)
-        results = _ingest_within_limits(
-            source=source,
-            items=items,
-            limited=limited,
-            client_ip=_client_ip(request),
-            retry_after=retry_after,
-        )
-        headers = {"Retry-After": str(retry_after)} if limited else {}
+        retry_after = max((r.retry_after for r in results), default=0)
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
         if is_batch:
             summary: dict[str, int] = {}
             for result in results:

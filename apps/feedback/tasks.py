@@ -1,20 +1,33 @@
-"""Celery entry points of the feedback app: they take ids and call a service."""
+"""Celery entry points of the feedback app (queue `ingest`, routed in config/celery.py): they
+call a service. The work to do is read from the database, never from the message: a message
+is only a hint, and one that is lost, repeated or late changes nothing but when it happens."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from apps.feedback.services.normalize import feedback_events_normalize
-
-
-@shared_task(
-    name="feedback.normalize_events",
-    queue="ingest",
-    acks_late=True,
-    max_retries=5,
-    autoretry_for=(Exception,),
-    retry_backoff=True,
+from apps.feedback.services.normalize import (
+    feedback_backlog_normalize,
+    feedback_events_normalize,
+    feedback_pending_normalize,
 )
+
+_RETRY = {"max_retries": 5, "autoretry_for": (Exception,), "retry_backoff": True}
+
+
+@shared_task(name="feedback.normalize_pending", acks_late=True, time_limit=600, **_RETRY)
+def normalize_pending() -> int:
+    """Derive the rows of every new event that has none yet (the hint ingest sends)."""
+    return feedback_backlog_normalize()
+
+
+@shared_task(name="feedback.reconcile", acks_late=True, time_limit=3600, **_RETRY)
+def reconcile() -> int:
+    """Sweep the whole log for events without derived rows (worker start-up, every 5 min)."""
+    return feedback_pending_normalize()
+
+
+@shared_task(name="feedback.normalize_events", acks_late=True, **_RETRY)
 def normalize_events(event_ids: list[int]) -> int:
-    """Derive interactions, ratings and comparisons for freshly ingested events."""
+    """Derive the rows of these events (messages sent by earlier releases; still honoured)."""
     return feedback_events_normalize(event_ids=event_ids)

@@ -14,7 +14,7 @@ from apps.peers.openwebui.services import openwebui_connector_pull
 from apps.peers.services import connectors_run_due
 
 
-@shared_task(name="connectors.run_due", queue="default", ignore_result=True)
+@shared_task(name="connectors.run_due", ignore_result=True)
 def run_due() -> list[int]:
     """Queue the pulls that are due; return the connector ids queued."""
     return connectors_run_due()
@@ -22,7 +22,6 @@ def run_due() -> list[int]:
 
 @shared_task(
     name="connectors.openwebui_pull",
-    queue="default",
     acks_late=True,
     ignore_result=True,
     soft_time_limit=25 * 60,

@@ -2,19 +2,87 @@
 
 With Redis configured as the cache, counts are shared by every web process (one round trip
 per check: a small Lua script increments every counter and sets its expiry); embedded, they
-live in the web process's memory."""
+live in the web process's memory.
+
+When Redis does not answer, each process counts in its own memory instead (the same limits,
+per process: with N web processes a client may get up to N times its limit through) and says
+so: a warning in the log (at most one a minute per process), the Prometheus counter
+`sinkhole_ratelimit_fallback_total`, and `/readyz` answering `degraded`. Ingest goes on: an
+outage of Redis never refuses or loses an event. Redis is tried again after a few seconds."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 
 from apps.sources.hashing import rater_hash
 
+logger = logging.getLogger(__name__)
+
 WINDOW_SECONDS = 60
+# After Redis failed, count locally for this long before trying it again: a request must not
+# wait on a dead server each time.
+RETRY_REDIS_AFTER_S = 5.0
+WARN_EVERY_S = 60.0
+
+# The per-process counters used while Redis is down.
+_local = LocMemCache("sinkhole-ratelimit-fallback", {"OPTIONS": {"MAX_ENTRIES": 100_000}})
+
+
+class _Fallback:
+    """When Redis last failed, and when this process last warned about it."""
+
+    def __init__(self) -> None:
+        self.failed_at: float | None = None
+        self.warned_at = 0.0
+        self.lock = threading.Lock()
+
+    def active(self) -> bool:
+        failed = self.failed_at
+        return failed is not None and time.monotonic() - failed < RETRY_REDIS_AFTER_S
+
+    def record(self, exc: BaseException) -> None:
+        from apps.core import metrics
+
+        now = time.monotonic()
+        with self.lock:
+            self.failed_at = now
+            warn = now - self.warned_at >= WARN_EVERY_S
+            if warn:
+                self.warned_at = now
+        metrics.RATELIMIT_FALLBACK.inc()
+        if warn:
+            logger.warning(
+                "rate limits: Redis is unreachable; counting per process until it answers",
+                extra={"error": f"{exc.__class__.__name__}: {exc}"},
+            )
+
+    def recovered(self) -> None:
+        if self.failed_at is not None:
+            with self.lock:
+                self.failed_at = None
+            logger.warning("rate limits: Redis answers again; counting in Redis")
+
+
+fallback = _Fallback()
+
+
+def redis_unreachable_since() -> float | None:
+    """monotonic() time of the last Redis failure of this process while it lasts, else None."""
+    return fallback.failed_at if fallback.active() else None
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    import redis
+
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -58,39 +126,66 @@ def _redis_client():  # type: ignore[no-untyped-def]
     return client
 
 
+def _live_redis_client() -> Any:
+    """The Redis client, or None where the cache is not Redis or Redis is down just now."""
+    if fallback.active():
+        return None
+    return _redis_client()
+
+
+def _memory() -> Any:
+    """Where counters live without Redis: Django's cache (embedded), or this process's memory
+    while Redis is down."""
+    return (
+        _local
+        if getattr(cache, "_cache", None) is not None and hasattr(cache._cache, "get_client")
+        else cache
+    )
+
+
 def _incr_many(costs: dict[str, int]) -> dict[str, int]:
     """Add COSTS to their counters; return the new totals."""
-    client = _redis_client()
+    client = _live_redis_client()
     if client is not None:
         names = list(costs)
-        totals = client.sinkhole_incr_and_expire(
-            keys=names, args=[*costs.values(), WINDOW_SECONDS * 2]
-        )
-        return {name: int(total) for name, total in zip(names, totals, strict=True)}
+        try:
+            totals = client.sinkhole_incr_and_expire(
+                keys=names, args=[*costs.values(), WINDOW_SECONDS * 2]
+            )
+        except _redis_errors() as exc:
+            fallback.record(exc)
+        else:
+            fallback.recovered()
+            return {name: int(total) for name, total in zip(names, totals, strict=True)}
+    store = _memory()
     totals = {}
     for name, cost in costs.items():
-        cache.add(name, 0, WINDOW_SECONDS * 2)
+        store.add(name, 0, WINDOW_SECONDS * 2)
         try:
-            totals[name] = cache.incr(name, cost)
+            totals[name] = store.incr(name, cost)
         except ValueError:  # expired between add and incr
-            cache.set(name, cost, WINDOW_SECONDS * 2)
+            store.set(name, cost, WINDOW_SECONDS * 2)
             totals[name] = cost
     return totals
 
 
 def _decr_many(costs: dict[str, int]) -> None:
-    client = _redis_client()
+    client = _live_redis_client()
     if client is not None:
         pipe = client.pipeline(transaction=False)
         for name, cost in costs.items():
             pipe.decrby(name, cost)
-        pipe.execute()
-        return
+        try:
+            pipe.execute()
+            return
+        except _redis_errors() as exc:
+            fallback.record(exc)
+    store = _memory()
     for name, cost in costs.items():
         try:
-            cache.decr(name, cost)
+            store.decr(name, cost)
         except ValueError:
-            pass  # the window expired: nothing left to give back
+            pass  # the window expired (or was counted in Redis): nothing left to give back
 
 
 def check_key(*, key_id: int, limit: int, cost: int) -> Verdict:
@@ -173,7 +268,7 @@ def check_request(
 ) -> tuple[Verdict, dict[str, int], int]:
     """`check_key`, then, if the key may go on, `check_raters` (nothing is charged to the raters
     of a refused request): the same answers, in one round trip to Redis where there are two."""
-    client = _redis_client()
+    client = _live_redis_client()
     if client is None:
         verdict = check_key(key_id=key_id, limit=key_limit, cost=cost)
         if not verdict.allowed:
@@ -186,10 +281,22 @@ def check_request(
         return Verdict(True), {}, 0
     names = _rater_counters(source_id, counts, window)
     keys = ([f"rl:key:{key_id}:{window}"] if check_the_key else []) + list(names.values())
-    totals = client.sinkhole_check_request(
-        keys=keys,
-        args=[WINDOW_SECONDS * 2, cost if check_the_key else 0, key_limit, *counts.values()],
-    )
+    try:
+        totals = client.sinkhole_check_request(
+            keys=keys,
+            args=[WINDOW_SECONDS * 2, cost if check_the_key else 0, key_limit, *counts.values()],
+        )
+    except _redis_errors() as exc:
+        fallback.record(exc)
+        return check_request(
+            key_id=key_id,
+            key_limit=key_limit,
+            cost=cost,
+            source_id=source_id,
+            rater_limit=rater_limit,
+            raters=raters,
+        )
+    fallback.recovered()
     if totals is None:
         return Verdict(False, retry_after), {}, 0
     fits = _rater_fits(

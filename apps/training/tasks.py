@@ -21,7 +21,6 @@ SOFT_TIME_LIMIT_S = int(getattr(settings, "TRAINING_SOFT_TIME_LIMIT", 12 * 3600)
 @shared_task(
     bind=True,
     name="training.run",
-    queue="training",
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=SOFT_TIME_LIMIT_S,
@@ -34,7 +33,7 @@ def run(self, run_id: int) -> str:  # noqa: ANN001 - Celery's bound task
     return training_run_execute(run_id=run_id, task_id=self.request.id or "").status
 
 
-@shared_task(name="training.reap", queue="default", acks_late=True, time_limit=300)
+@shared_task(name="training.reap", acks_late=True, time_limit=300)
 def reap() -> dict[str, int]:
     """Periodic: requeue or fail runs whose worker stopped beating."""
     from apps.training.services import training_runs_reap

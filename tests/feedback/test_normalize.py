@@ -296,7 +296,7 @@ def test_the_ingest_task_normalizes_and_judges_after_commit(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         event_id = api.post(ranking()).json()["id"]
 
-    assert len(callbacks) == 2  # normalization and the quality verdict, each once
+    assert len(callbacks) == 1  # one hint: normalization, then (by signal) the verdict
     assert Verdict.objects.filter(event_id=event_id, is_current=True).count() == 1
     assert Interaction.objects.filter(event_id=event_id).count() == 4
     assert Comparison.objects.filter(event_id=event_id).count() == 6

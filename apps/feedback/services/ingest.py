@@ -1,11 +1,18 @@
-"""feedback_ingest: the hot path from a validated request body to rows in the raw event log.
+"""feedback_ingest: the hot path from a request's events to rows in the raw event log. It is
+the one place ingest happens: the API, the importers and the peers' compatible APIs call it.
 
-Per item: validate (pydantic), redact PII, hash the rater, then insert every good item of the
-batch in one statement that skips ids the source already sent (ON CONFLICT DO NOTHING), so a
-retry — even two at once on two connections — stores one event and answers `duplicate` with
-the original id. A bad item gets its field errors and never touches the database. Derived rows
-are built after commit by the `feedback.normalize_events` task, and the quality pipeline's
-verdict by `quality.judge_events`."""
+For a request made with a key: the key's and the raters' rate limits first (nothing stored
+when the key is over; a rater's extra items answered `rate_limited`). Then per item: validate
+(pydantic), redact PII, hash the rater, and insert every good item of the batch in one
+statement that skips ids the source already sent (ON CONFLICT DO NOTHING), so a retry — even
+two at once on two connections — stores one event and answers `duplicate` with the original id;
+a deadlock between two overlapping batches is retried. A bad item gets its field errors and
+never touches the database.
+
+After the commit, the workers get a hint (sent at most a few times a second per process) and
+drain whatever waits in the database: normalized rows (`feedback.normalize_pending`), verdicts
+(quality connects `events_stored`). The answer never depends on the broker: a hint that is lost
+costs time, and the reconciler finds the events anyway (DESIGN 8)."""
 
 from __future__ import annotations
 
@@ -18,15 +25,19 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
+from rest_framework import status as http
 
 from apps.core import metrics
+from apps.core.exceptions import ApplicationError
+from apps.feedback import signals
 from apps.feedback.models import Event
 from apps.feedback.redaction import redact_event
 from apps.feedback.schema import validate_event
+from apps.sources import ratelimit
 from apps.sources.hashing import ip_hash, rater_hash
-from apps.sources.models import Source
+from apps.sources.models import ApiKey, Source
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +54,7 @@ class ItemResult:
     client_id: str | None = None
     code: str | None = None
     errors: dict[str, list[str]] = field(default_factory=dict)
+    retry_after: int = 0  # for `rate_limited`: seconds until the rater's window opens
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "status": self.status}
@@ -85,9 +97,7 @@ def _served_answers(items: list[Any]) -> dict[str, tuple[str, str]] | None:
     ids = [i for i in ids if isinstance(i, str)]
     if not ids:
         return None
-    from apps.serving.selectors import served_answers_by_interaction  # serving builds on feedback
-
-    return served_answers_by_interaction(ids)
+    return signals.served_answers.call(ids)  # serving provides it (it builds on feedback)
 
 
 def _attach_answers(
@@ -189,13 +199,96 @@ def feedback_ingest(
     source: Source,
     items: list[Any],
     client_ip: str = "",
-    over_limit_raters: frozenset[str] = frozenset(),
+    key: ApiKey | None = None,
 ) -> list[ItemResult]:
     """Store the good items of a request in the raw event log; one result per item, in order.
 
-    Items whose rater is in OVER_LIMIT_RATERS (raw ids, as sent) are refused with
-    `rate_limited` and stored nowhere."""
+    With KEY (a request to the API), the key's and the raters' per-minute limits apply first:
+    over the key's, `ApplicationError` 429 and nothing is stored; a rater's items beyond its
+    limit are answered `rate_limited` (with `retry_after`) and stored nowhere. Importers pass
+    no key: their files are not rate limited."""
     started = time.perf_counter()
+    refused = _charge_rate_limits(key=key, source=source, items=items) if key is not None else {}
+    for attempt in range(_DEADLOCK_ATTEMPTS):
+        try:
+            final = _store(source=source, items=items, client_ip=client_ip, refused=refused)
+            break
+        except OperationalError as exc:
+            # Two overlapping batches that list the same new ids in different orders each wait
+            # for the other's rows; PostgreSQL breaks the tie by rolling one back whole, so
+            # running it again is safe: it answers `duplicate` for what the winner stored.
+            if attempt == _DEADLOCK_ATTEMPTS - 1 or getattr(exc.__cause__, "sqlstate", None) != (
+                _DEADLOCK
+            ):
+                raise
+    metrics.record_ingest(source.name, final, time.perf_counter() - started)
+    return final
+
+
+_DEADLOCK = "40P01"
+_DEADLOCK_ATTEMPTS = 3
+
+
+def _charge_rate_limits(*, key: ApiKey, source: Source, items: list[Any]) -> dict[int, ItemResult]:
+    """Charge the request to the key and its raters; raise 429 when the key is over its limit,
+    else answer the items of raters over theirs (by index): the first ones in request order
+    fit, the rest are refused."""
+    limit = source.rate_limit_per_minute
+    raters = [
+        item.get("rater")
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("rater"), str)
+    ]
+    verdict, fits, retry_after = ratelimit.check_request(
+        key_id=key.pk,
+        key_limit=limit,
+        cost=len(items),
+        source_id=source.pk,
+        rater_limit=source.rater_rate_limit_per_minute,
+        raters=raters,
+    )
+    if not verdict.allowed:
+        message = (
+            f"This batch has {len(items)} events, more than this key's limit of {limit} per "
+            "minute: split it; nothing was stored."
+            if len(items) > limit
+            else f"This key is over its limit of {limit} events per minute; nothing was stored."
+        )
+        raise ApplicationError(
+            message,
+            code="rate_limited",
+            status_code=http.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+    if not fits:
+        return {}
+    message = (
+        f"this rater is over the source's limit of {source.rater_rate_limit_per_minute} events "
+        f"per minute; retry in {retry_after} s"
+    )
+    seen: dict[str, int] = {}
+    refused: dict[int, ItemResult] = {}
+    for index, item in enumerate(items):
+        rater = item.get("rater") if isinstance(item, dict) else None
+        if not isinstance(rater, str) or rater not in fits:
+            continue
+        seen[rater] = seen.get(rater, 0) + 1
+        if seen[rater] > fits[rater]:
+            client_id = item.get("id")
+            refused[index] = ItemResult(
+                index,
+                ERROR,
+                client_id=client_id if isinstance(client_id, str) else None,
+                code="rate_limited",
+                errors={"rater": [message]},
+                retry_after=retry_after,
+            )
+    return refused
+
+
+def _store(
+    *, source: Source, items: list[Any], client_ip: str, refused: dict[int, ItemResult]
+) -> list[ItemResult]:
     ip = ip_hash(client_ip) if client_ip else ""
     results: list[ItemResult | None] = [None] * len(items)
     rows: list[_Row] = []
@@ -203,26 +296,13 @@ def feedback_ingest(
     repeats: list[tuple[int, str]] = []
     served = _served_answers(items)
     for index, item in enumerate(items):
-        if (
-            over_limit_raters
-            and isinstance(item, dict)
-            and isinstance(item.get("rater"), str)
-            and item["rater"] in over_limit_raters
-        ):
-            results[index] = ItemResult(
-                index,
-                ERROR,
-                client_id=item.get("id") if isinstance(item.get("id"), str) else None,
-                code="rate_limited",
-                errors={"rater": ["this rater is over the source's rate limit; retry later"]},
-            )
+        if index in refused:
+            results[index] = refused[index]
             continue
         prepared = _prepare(index, item, source=source, served=served)
         if isinstance(prepared, ItemResult):
             results[index] = prepared
-        elif (
-            prepared.client_id in first_of
-        ):  # the same id twice in one batch: the second is a retry
+        elif prepared.client_id in first_of:  # the same id twice in one batch: a retry
             repeats.append((index, prepared.client_id))
         else:
             first_of[prepared.client_id] = prepared
@@ -247,15 +327,10 @@ def feedback_ingest(
         )
         new_ids = list(inserted.values())
         if new_ids:
-            from apps.feedback.tasks import normalize_events
-            from apps.quality.tasks import (
-                judge_events,  # the quality pipeline judges every new event
-            )
-
-            # robust: the events are stored whatever the broker does; if it is down, the answer
-            # is still the truth, and `normalize_feedback` / `requalify` catch up afterwards.
-            transaction.on_commit(lambda: normalize_events.delay(new_ids), robust=True)
-            transaction.on_commit(lambda: judge_events.delay(new_ids), robust=True)
+            # robust: the events are stored whatever the broker does; the answer is the truth,
+            # and the periodic drain and the reconciler find what a lost hint left undone.
+            source_id = source.pk
+            transaction.on_commit(lambda: _after_commit(source_id, new_ids), robust=True)
 
     for row in rows:
         if row.client_id in inserted:
@@ -267,14 +342,21 @@ def feedback_ingest(
                 row.index, DUPLICATE, id=existing.get(row.client_id), client_id=row.client_id
             )
     for index, client_id in repeats:
-        original = first_of[client_id]
-        results[index] = ItemResult(
-            index, DUPLICATE, id=results[original.index].id, client_id=client_id
-        )  # type: ignore[union-attr]
+        original = results[first_of[client_id].index]
+        assert original is not None
+        results[index] = ItemResult(index, DUPLICATE, id=original.id, client_id=client_id)
+    return [result for result in results if result is not None]
 
-    final = [result for result in results if result is not None]
-    metrics.record_ingest(source.name, final, time.perf_counter() - started)
-    return final
+
+def _after_commit(source_id: int, event_ids: list[int]) -> None:
+    """New events are in the log: hint the workers (normalize here; the apps above connect
+    `events_stored`, quality to judge them)."""
+    from config.celery import send_hint  # the project's Celery app, wired above every app
+
+    try:
+        send_hint("feedback.normalize_pending")
+    finally:
+        signals.send_events_stored(source_id=source_id, event_ids=event_ids)
 
 
 def _insert(source_id: int, rows: list[_Row], ip: str) -> dict[str, int]:

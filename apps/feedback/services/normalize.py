@@ -2,20 +2,35 @@
 
 `derive` is a pure function of one stored payload; `feedback_events_normalize` writes its rows
 for events that have none yet (so a task that runs twice does the work once), and
-`feedback_normalized_rebuild` throws every derived row away and derives it again."""
+`feedback_normalized_rebuild` throws every derived row away and derives it again.
+
+The database says what is left to do, not the broker (DESIGN 8): `feedback_backlog_normalize`
+drains the newest events without derived rows in batches (what the ingest hint and the
+periodic drain run), and `feedback_pending_normalize` sweeps the whole log (the reconciler: at
+worker start-up and every few minutes)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, Max, OuterRef, QuerySet
 
 from apps.feedback.models import Comparison, Event, Interaction, Rating
+
+# How far behind the newest normalized event a drain looks for events still without rows: ids
+# are taken in one order and committed in another, and a killed worker's batch rolls back whole.
+# Older gaps are the sweep's.
+BACKLOG_LOOKBACK_IDS = 20_000
+BACKLOG_BATCH = 500
+
+logger = logging.getLogger(__name__)
 
 _SPACE = re.compile(r"\s+")
 
@@ -105,7 +120,15 @@ def _normalize(event_ids: list[int]) -> int:
     events = list(_pending(event_ids))
     if not events:
         return 0
-    derived = [(event, derive(event.payload)) for event in events]
+    derived = []
+    for event in events:
+        try:
+            derived.append((event, derive(event.payload)))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            # One event that cannot be derived must not hold back the rest of its batch.
+            logger.warning(
+                "event cannot be normalized", extra={"event_id": event.id, "error": repr(exc)}
+            )
     interactions = [
         Interaction(
             event=event, prompt_hash=prompt_hash(event.payload.get("messages") or []), **spec
@@ -148,7 +171,43 @@ def _normalize(event_ids: list[int]) -> int:
             )
     Rating.objects.bulk_create(ratings, batch_size=1000)
     Comparison.objects.bulk_create(comparisons, batch_size=1000)
-    return len(events)
+    return len(derived)
+
+
+def _without_rows() -> QuerySet[Event]:
+    return Event.objects.filter(~Exists(Interaction.objects.filter(event_id=OuterRef("pk"))))
+
+
+def _claim(queryset: QuerySet[Event], size: int) -> list[int]:
+    """Up to SIZE ids of QUERYSET, oldest first, locked for this transaction; rows another
+    drain holds are skipped (PostgreSQL), so two workers never take the same events."""
+    ordered = queryset.order_by("id")
+    if connection.features.has_select_for_update_skip_locked:
+        ordered = ordered.select_for_update(skip_locked=True, no_key=True, of=("self",))
+    return list(ordered.values_list("id", flat=True)[:size])
+
+
+def feedback_backlog_normalize(
+    *, batch_size: int = BACKLOG_BATCH, max_batches: int | None = None
+) -> int:
+    """Normalize the newest events that have no derived rows yet, BATCH_SIZE per transaction,
+    until none is left (or MAX_BATCHES were done); return how many events.
+
+    Looks back BACKLOG_LOOKBACK_IDS ids from the newest normalized event, so it costs a few
+    index probes when there is nothing to do; the sweep (`feedback_pending_normalize`) finds
+    what lies further back."""
+    newest = Interaction.objects.aggregate(newest=Max("event_id"))["newest"] or 0
+    after = max(0, newest - BACKLOG_LOOKBACK_IDS)
+    done = batches = 0
+    while max_batches is None or batches < max_batches:
+        with transaction.atomic():
+            ids = _claim(_without_rows().filter(id__gt=after), batch_size)
+            if not ids:
+                return done
+            done += _normalize(ids)
+        after = ids[-1]  # each event is looked at once per drain, even one that cannot be derived
+        batches += 1
+    return done
 
 
 def feedback_normalized_rebuild(*, chunk_size: int = 5000, progress: Any = None) -> int:
@@ -161,17 +220,15 @@ def feedback_normalized_rebuild(*, chunk_size: int = 5000, progress: Any = None)
 
 
 def feedback_pending_normalize(*, chunk_size: int = 5000, progress: Any = None) -> int:
-    """Normalize every event that has no derived rows yet (e.g. after the worker was down)."""
+    """Normalize every event that has no derived rows yet, anywhere in the log: the reconciler's
+    sweep (a worker starting, the periodic task, `manage.py normalize_feedback`)."""
     done, last_id = 0, 0
     while True:
-        ids = list(
-            Event.objects.filter(id__gt=last_id, interactions__isnull=True)
-            .order_by("id")
-            .values_list("id", flat=True)[:chunk_size]
-        )
-        if not ids:
-            return done
-        done += feedback_events_normalize(event_ids=ids)
+        with transaction.atomic():
+            ids = _claim(_without_rows().filter(id__gt=last_id), chunk_size)
+            if not ids:
+                return done
+            done += _normalize(ids)
         last_id = ids[-1]
         if progress is not None:
             progress(len(ids))
