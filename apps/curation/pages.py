@@ -23,6 +23,7 @@ from apps.curation.roles import is_curator
 from apps.curation.services import bulk_max
 from apps.feedback.models import EVENT_TYPES, Event
 from apps.feedback.services.normalize import message_text
+from apps.quality.selectors import verdict_history
 from apps.sources.models import Source
 
 REASON_KEYS = [("1", "spam", "spam"), ("2", "low_quality", "low quality"), ("3", "unsafe", "unsafe"), ("4", "pii", "contains PII")]  # fmt: skip
@@ -166,8 +167,6 @@ def _conversation(event: Event) -> dict[str, Any]:
 @require_GET
 @login_required
 def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
-    from apps.quality.selectors import verdict_history
-
     event = selectors.event_for_page(event_id=event_id)
     if event is None:
         raise Http404("No such event.")

@@ -14,7 +14,11 @@ from django.utils import timezone
 
 from apps.curation.filters import events_filtered, latest_judgement
 from apps.curation.models import Decision, EventTag
-from apps.feedback.models import Event, Interaction
+from apps.feedback.models import Event, Interaction, Rating
+from apps.feedback.selectors import event_detail_queryset
+from apps.quality.models import EventSignal, Verdict
+from apps.quality.selectors import current_verdicts_prefetch, rater_reputation
+from apps.quality.text import hamming, to_unsigned
 
 PAGE_SIZE = 50
 COUNT_CAP = 1000
@@ -81,8 +85,6 @@ def inbox_page(
     """One page of the filtered events, newest first, by keyset (`id < before`): never an OFFSET
     scan and never an exact COUNT. Each row carries `current_verdicts`, `curator_tags`,
     `rating_row` and `judgement` ('accept', 'reject' or None)."""
-    from apps.quality.selectors import current_verdicts_prefetch
-
     # Two steps: the ids first (narrow rows, only the filters' own tables), then the page's
     # rows with their joins for just those ids.
     qs = events_filtered(filters, Event.objects.all())
@@ -148,8 +150,6 @@ def selection_ids(*, filters: dict[str, Any], limit: int) -> list[int]:
 
 
 def event_for_page(*, event_id: int) -> Event | None:
-    from apps.feedback.selectors import event_detail_queryset
-
     return event_detail_queryset().filter(pk=event_id).first()
 
 
@@ -164,9 +164,6 @@ def event_decisions(*, event_id: int) -> QuerySet[Decision]:
 def rater_summary(*, event: Event, limit: int = 10) -> dict[str, Any] | None:
     """The rater's trust and history: reputation, how many events, how many flagged now, and
     their latest other events."""
-    from apps.quality.models import Verdict
-    from apps.quality.selectors import current_verdicts_prefetch, rater_reputation
-
     if not event.rater_hash:
         return None
     others = Event.objects.filter(rater_hash=event.rater_hash)
@@ -193,10 +190,6 @@ def rater_summary(*, event: Event, limit: int = 10) -> dict[str, Any] | None:
 def similar_events(*, event: Event, limit: int = 10) -> dict[str, list[Event]]:
     """Events on the same prompt (same normalized prompt hash), and events whose rater text is
     the same or nearly the same (the quality app's SimHash bands, within 3 bits)."""
-    from apps.quality.models import EventSignal
-    from apps.quality.selectors import current_verdicts_prefetch
-    from apps.quality.text import hamming, to_unsigned
-
     hashes = list(
         Interaction.objects.filter(event=event).values_list("prompt_hash", flat=True).distinct()
     )
@@ -246,9 +239,6 @@ def similar_events(*, event: Event, limit: int = 10) -> dict[str, list[Event]]:
 def dashboard_data(*, days: int = 30) -> dict[str, Any]:
     """Daily series over the last DAYS: events per source, thumbs-up rate per model and
     checkpoint, and the share of events quarantined or rejected (current verdicts)."""
-    from apps.feedback.models import Rating
-    from apps.quality.models import Verdict
-
     since = timezone.now() - timedelta(days=days)
     per_source: dict[str, list[tuple[Any, float]]] = {}
     for day, name, n in (

@@ -30,6 +30,8 @@ from django.utils import timezone
 
 from apps.curation.models import Decision, EventTag
 from apps.feedback.models import Event
+from apps.quality.models import CuratorLabel, Verdict, VerdictOverride, VoteSignal
+from apps.quality.services import verdict_override
 
 TAG_MAX = 64
 NOTE_MAX = 500
@@ -79,9 +81,6 @@ def _event(event_id: int) -> Event:
 def _judge(
     *, event_id: int, action: str, user: Any, reason: str, note: str, batch: uuid.UUID | None
 ) -> Decision:
-    from apps.quality.models import Verdict
-    from apps.quality.services import verdict_override
-
     previous = Verdict.objects.filter(event_id=event_id, is_current=True).first()
     sentence = note or (f"reason: {Decision.Reason(reason).label}" if reason else "")
     label = None
@@ -253,8 +252,6 @@ def _undo(decision: Decision, user: Any) -> None:
 
 def _restore_verdict(decision: Decision) -> None:
     """Bring back the verdict that was current before DECISION, if DECISION's is still current."""
-    from apps.quality.models import CuratorLabel, Verdict, VerdictOverride, VoteSignal
-
     current = (
         Verdict.objects.select_for_update()
         .filter(event_id=decision.event_id, is_current=True)

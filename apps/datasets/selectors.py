@@ -11,8 +11,11 @@ import orjson
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from apps.curation.filters import clean_filters, events_filtered, filters_as_params
+from apps.curation.selectors import accepted_event_ids, gold_decisions, rejected_event_ids
 from apps.datasets.models import DatasetVersion, EvalSet, Recipe
 from apps.feedback.models import Event, RaterTombstone
+from apps.quality.models import Verdict
 from apps.sources.models import Source
 
 
@@ -75,21 +78,15 @@ def eval_sets() -> QuerySet[EvalSet]:
 
 def clean_recipe_filters(params: Mapping[str, Any]) -> dict[str, Any]:
     """The inbox's filters, checked (ValidationError per field) and typed."""
-    from apps.curation.filters import clean_filters
-
     return clean_filters(params)
 
 
 def filters_as_json(filters: Mapping[str, Any]) -> dict[str, Any]:
     """Clean filters in the form a recipe stores (query-parameter strings)."""
-    from apps.curation.filters import filters_as_params
-
     return filters_as_params(filters)
 
 
 def _filtered(filters: Mapping[str, Any], qs: QuerySet[Event]) -> QuerySet[Event]:
-    from apps.curation.filters import events_filtered
-
     return events_filtered(clean_recipe_filters(filters), qs) if filters else qs
 
 
@@ -100,9 +97,6 @@ def events_for_snapshot(snapshot: Mapping[str, Any]) -> QuerySet[Event]:
     - curated-only: accepted by a curator or edited to gold; otherwise also every event whose
       current quality verdict is accepted with a trust weight of at least `min_trust`;
     - narrowed by the recipe's inbox filters."""
-    from apps.curation.selectors import accepted_event_ids, gold_decisions, rejected_event_ids
-    from apps.quality.models import Verdict
-
     gold_ids = gold_decisions().values("event_id")
     curated = Q(id__in=accepted_event_ids()) | Q(id__in=gold_ids)
     if snapshot.get("curated_only"):
@@ -125,8 +119,6 @@ def events_for_snapshot(snapshot: Mapping[str, Any]) -> QuerySet[Event]:
 
 def gold_replies(event_ids: QuerySet | None = None) -> dict[int, dict[int, str]]:
     """{event id: {position: gold reply}}: the newest live gold decision per event and position."""
-    from apps.curation.selectors import gold_decisions
-
     qs = gold_decisions()
     if event_ids is not None:
         qs = qs.filter(event_id__in=event_ids)

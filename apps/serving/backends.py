@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from apps.core.exceptions import ApplicationError
+from apps.feedback.services.normalize import message_text
 from apps.registry.models import Checkpoint
 
 
@@ -107,8 +108,6 @@ class BuiltinBackend:
 
     @staticmethod
     def _plain(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
-        from apps.feedback.services.normalize import message_text
-
         return [{"role": m["role"], "content": message_text(m.get("content"))} for m in messages]
 
     @staticmethod

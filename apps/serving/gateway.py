@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from apps.core.exceptions import ApplicationError
+from apps.registry.models import Alias, Checkpoint
 from apps.serving import selectors, services
 from apps.serving.backends import Params, Usage, backend_for
 from apps.sources.models import ApiKey, Source
@@ -396,7 +397,6 @@ def list_models(request: HttpRequest) -> HttpResponse:
         _authenticate(request)
     except GatewayError as exc:
         return exc.response()
-    from apps.registry.models import Alias, Checkpoint
     from apps.serving.models import Experiment
 
     def entry(name: str, created: Any, owned_by: str) -> dict[str, Any]:

@@ -15,6 +15,9 @@ from django.utils import timezone
 from rest_framework import status
 
 from apps.core.exceptions import ApplicationError
+from apps.evaluation import stats as evaluation_stats
+from apps.feedback.models import Comparison, RaterTombstone, Rating
+from apps.quality.models import Verdict
 from apps.registry.models import Alias, Checkpoint
 from apps.serving.models import Arm, Experiment, ServedAnswer
 
@@ -179,18 +182,9 @@ def experiment_list() -> QuerySet[Experiment]:
 # ---- results -------------------------------------------------------------------------------
 
 
-def _stats() -> Any:
-    from apps.evaluation import stats
-
-    return stats
-
-
 def _usable_events(queryset: QuerySet, event_field: str) -> QuerySet:
     """Leave out feedback the quality pipeline held back (quarantined or rejected) and raters who
     asked to be forgotten; events not judged yet still count (the experiment is live)."""
-    from apps.feedback.models import RaterTombstone
-    from apps.quality.models import Verdict
-
     held = Verdict.objects.filter(event=OuterRef(event_field), is_current=True).exclude(
         status=Verdict.Status.ACCEPTED
     )
@@ -209,7 +203,7 @@ def experiment_window(experiment: Experiment) -> tuple[Any, Any]:
 def _rate(k: float, n: int, confidence: float) -> dict[str, Any]:
     if n <= 0:
         return {"rate": None, "lower": None, "upper": None}
-    p, lo, hi = _stats().wilson_interval(k, n, confidence)
+    p, lo, hi = evaluation_stats.wilson_interval(k, n, confidence)
     return {"rate": p, "lower": lo, "upper": hi}
 
 
@@ -218,8 +212,6 @@ def experiment_results(experiment: Experiment) -> dict[str, Any]:
     intervals; for each arm against the control: the difference, the events still needed for a
     verdict at the experiment's confidence and power, and the verdict. Counted: feedback whose
     checkpoint is the arm's and that came while the experiment ran."""
-    from apps.feedback.models import Comparison, Rating
-
     arms = experiment_arms(experiment)
     conf = experiment.confidence
     start, end = experiment_window(experiment)
@@ -311,7 +303,7 @@ def _versus(
     """The arm against the control: thumbs-up difference (Newcombe interval, the same test the
     evaluation pages use), head-to-head win rate (Wilson), events still needed, and the verdict.
     No verdict before `min_events` per arm, whatever the intervals say."""
-    stats = _stats()
+    stats = evaluation_stats
     conf, power, minimum = experiment.confidence, experiment.power, experiment.min_events
     (up_c, n_c), (up_a, n_a) = control, arm
     cmp = stats.compare_proportions(up_c, n_c, up_a, n_a, confidence=conf, power=power)

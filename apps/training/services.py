@@ -26,6 +26,7 @@ from apps.core.exceptions import ApplicationError
 from apps.datasets.models import DatasetVersion
 from apps.registry.models import BaseModel
 from apps.registry.selectors import base_model_find
+from apps.registry.services import checkpoint_register
 from apps.training.models import TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -492,8 +493,6 @@ def _finish_failed(run_id: int, exc: BaseException) -> None:
 
 
 def _finish(run_id: int, result: Any) -> TrainingRun:
-    from apps.registry.services import checkpoint_register
-
     metrics = dict(getattr(result, "metrics", None) or {})
     _fresh_connection()
     with transaction.atomic():

@@ -35,7 +35,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from apps.feedback.importers.base import PLACEHOLDERS, digest, event_id, text_of
+from apps.feedback.importers.base import PLACEHOLDERS, digest, event_id, iso_time, text_of
 from apps.feedback.schema import MAX_MESSAGES, MAX_TEXT
 
 DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL")
@@ -515,6 +515,4 @@ def _reason(metadata: Any) -> str | None:
 
 def iso_timestamp(value: Any) -> str | None:
     """VALUE if it is an ISO 8601 date-time with a zone (what the event schema takes)."""
-    from apps.feedback.importers.base import iso_time
-
     return iso_time(value) if isinstance(value, str) else None

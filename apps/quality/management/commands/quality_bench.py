@@ -19,6 +19,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from apps.feedback.services.ingest import feedback_ingest
+from apps.sources.services import source_create
+
 _TURN = re.compile(r"\n\n(?:Human|Assistant): ")
 _WORDS = (
     "the answer was clear but too long and it missed the second part of my question about python "
@@ -106,10 +109,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from apps.feedback.services.ingest import feedback_ingest
         from apps.quality.services import quality_events_judge
         from apps.quality.spam_model import active_model
-        from apps.sources.services import source_create
 
         events = _events(options["events"])
         result: dict[str, Any] = {}

@@ -33,6 +33,12 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.test import Client
 
+from apps.registry.models import Alias
+from apps.registry.selectors import base_model_find
+from apps.registry.services import alias_set, checkpoint_register_base
+from apps.sources.models import ApiKey, Source
+from apps.sources.services import api_key_issue, source_create
+
 SHARED = (
     Path(settings.BASE_DIR).parent / "shared" / "data" / "formats" / "hh_rlhf_harmless_sample.jsonl"
 )
@@ -271,9 +277,6 @@ class Command(BaseCommand):
         return done.stdout.strip().splitlines()[-1]
 
     def _source(self) -> tuple[Any, str]:
-        from apps.sources.models import ApiKey, Source
-        from apps.sources.services import api_key_issue, source_create
-
         source = Source.objects.filter(name=SOURCE).first()
         if source is None:
             source, secret, _ = source_create(name=SOURCE, allowed_origins=[])
@@ -281,10 +284,6 @@ class Command(BaseCommand):
         return source, api_key_issue(source=source, kind=ApiKey.Kind.SECRET).raw
 
     def _production(self) -> Any:
-        from apps.registry.models import Alias
-        from apps.registry.selectors import base_model_find
-        from apps.registry.services import alias_set, checkpoint_register_base
-
         base_model = base_model_find(None)
         if base_model is None:
             raise CommandError("there is no default base model (run migrate)")
