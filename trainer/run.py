@@ -112,6 +112,10 @@ def run_job(
     returned true) saves a checkpoint at the step it stopped on and returns cancelled=True
     without writing an adapter; running the same spec again resumes from that checkpoint."""
     spec.validate()
+    if spec.method == "rm":
+        from trainer.reward import RewardJob
+
+        return RewardJob(spec, on_progress, should_stop, lineage or {}).run()
     return _Job(spec, on_progress, should_stop, lineage or {}).run()
 
 

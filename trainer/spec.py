@@ -16,7 +16,7 @@ from typing import Any
 
 from trainer.models import SMOLLM2_ID, check_base_model
 
-METHODS = ("sft", "dpo", "kto")
+METHODS = ("sft", "dpo", "kto", "rm")  # rm: a pairwise reward model (trainer/reward.py)
 DEVICES = ("auto", "cpu", "cuda")
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -25,12 +25,13 @@ DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
 # moves a 10-100 step LoRA run. 2e-4 is the usual LoRA SFT rate (QLoRA paper, PEFT examples);
 # preference losses on top of an instruct model are touchier (the implicit reward compounds over
 # the whole completion), so DPO/KTO start 4x lower.
-DEFAULT_LEARNING_RATES = {"sft": 2e-4, "dpo": 5e-5, "kto": 5e-5}
+DEFAULT_LEARNING_RATES = {"sft": 2e-4, "dpo": 5e-5, "kto": 5e-5, "rm": 1e-4}
 
 ROW_FIELDS = {
     "sft": ("messages",),
     "dpo": ("prompt", "chosen", "rejected"),
     "kto": ("prompt", "completion", "label"),
+    "rm": ("prompt", "chosen", "rejected"),  # DPO-kind rows
 }
 ROLES = {"system", "user", "assistant", "tool"}
 
@@ -410,7 +411,7 @@ def row_problem(row: Any, method: str) -> str | None:
         return f"missing {', '.join(missing)} (a {method} row has {shape}){hint}"
     if method == "sft":
         return _messages_problem(row["messages"], "messages", need_assistant=True)
-    if method == "dpo":
+    if method in ("dpo", "rm"):
         return (
             _text_or_messages_problem(row["prompt"], "prompt")
             or _text_or_messages_problem(row["chosen"], "chosen")
