@@ -44,6 +44,7 @@ class Checkpoint(models.Model):
     class Kind(models.TextChoices):
         ADAPTER = "adapter", "LoRA adapter"
         BASE = "base", "base model (no adapter)"
+        REWARD = "reward", "reward model (LoRA + score head)"
 
     class Status(models.TextChoices):
         CANDIDATE = "candidate"
@@ -67,7 +68,7 @@ class Checkpoint(models.Model):
         on_delete=models.PROTECT,
         related_name="checkpoints",
     )
-    method = models.CharField(max_length=3, blank=True, help_text="sft, dpo or kto.")
+    method = models.CharField(max_length=3, blank=True, help_text="sft, dpo, kto or rm.")
     local_path = models.CharField(
         max_length=500, blank=True, help_text="Adapter folder as trained."
     )
@@ -88,7 +89,7 @@ class Checkpoint(models.Model):
                 name="checkpoint_status_valid",
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["adapter", "base"]), name="checkpoint_kind_valid"
+                condition=Q(kind__in=["adapter", "base", "reward"]), name="checkpoint_kind_valid"
             ),
         ]
 

@@ -4,6 +4,7 @@ retiring, and moving aliases (with rollback). Every function is keyword-only and
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from apps.core.exceptions import ApplicationError
 from apps.registry import vllm
 from apps.registry.models import Alias, AliasMove, BaseModel, Checkpoint
 from apps.registry.storage import artifact_store, sha256_tree
+
+# Checks an upper app registers from its AppConfig.ready(): (checkpoint, alias) -> note or None.
+PUBLISH_CHECKS: list[Callable[[Checkpoint, str], str | None]] = []
 
 
 def _invalid(field: str, message: str) -> ApplicationError:
@@ -65,7 +69,7 @@ def checkpoint_register(
             return existing
         checkpoint = Checkpoint(
             name=checkpoint_name_for_run(run),
-            kind=Checkpoint.Kind.ADAPTER,
+            kind=Checkpoint.Kind.REWARD if run.method == "rm" else Checkpoint.Kind.ADAPTER,
             base_model=run.base_model,
             run=run,
             dataset_version=run.dataset_version,
@@ -103,6 +107,16 @@ def checkpoint_publish(
     point that alias at it. Publishing again re-copies and re-loads (idempotent)."""
     if alias:
         _validate_alias_name(alias)
+    if checkpoint.kind == Checkpoint.Kind.REWARD:
+        raise ApplicationError(
+            f"{checkpoint.name} is a reward model: it judges replies and is not served; "
+            "register it as a judge instead."
+        )
+    if alias:
+        # Upper apps may require something first (judges: a passed offline gate); each check
+        # raises ApplicationError to refuse, or returns a note for the alias history.
+        notes = [note for check in PUBLISH_CHECKS if (note := check(checkpoint, alias))]
+        reason = "; ".join([reason or "published", *notes])
     if checkpoint.kind == Checkpoint.Kind.ADAPTER:
         source = Path(checkpoint.local_path)
         if not source.is_dir():

@@ -26,6 +26,7 @@ class TrainingRun(models.Model):
         SFT = "sft", "LoRA SFT"
         DPO = "dpo", "LoRA DPO"
         KTO = "kto", "LoRA KTO"
+        RM = "rm", "LoRA reward model"
 
     dataset_version = models.ForeignKey(
         "datasets.DatasetVersion", on_delete=models.PROTECT, related_name="training_runs"
@@ -63,7 +64,8 @@ class TrainingRun(models.Model):
                 condition=Q(status__in=STATUSES), name="training_run_status_valid"
             ),
             models.CheckConstraint(
-                condition=Q(method__in=["sft", "dpo", "kto"]), name="training_run_method_valid"
+                condition=Q(method__in=["sft", "dpo", "kto", "rm"]),
+                name="training_run_method_valid",
             ),
         ]
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="training_run_live")]

@@ -100,6 +100,10 @@ def _field_for(spec_path: str) -> str:
     return f"spec.{spec_path}"
 
 
+# A reward model (rm) learns from the same pairs as DPO.
+_DATASET_KIND = {"rm": "dpo"}
+
+
 def build_spec(
     *,
     version: DatasetVersion,
@@ -153,7 +157,7 @@ def training_run_validate(
         )
         del overrides[key]
     if method not in TrainingRun.Method.values:
-        errors["method"] = f"must be one of sft, dpo, kto, not {method!r}"
+        errors["method"] = f"must be one of sft, dpo, kto, rm, not {method!r}"
     version = base = None
     try:
         version = _dataset_version(dataset_version)
@@ -168,9 +172,10 @@ def training_run_validate(
             errors["dataset_version"] = (
                 f"v{version.pk} is {version.status}; only a built version can train"
             )
-        elif "method" not in errors and version.kind != method:
+        elif "method" not in errors and version.kind != _DATASET_KIND.get(method, method):
+            needed = _DATASET_KIND.get(method, method)
             errors["method"] = (
-                f"a {method} run needs a {method} dataset; v{version.pk} is a {version.kind} dataset"
+                f"a {method} run needs a {needed} dataset; v{version.pk} is a {version.kind} dataset"
             )
     spec: dict[str, Any] = {}
     if version is not None and base is not None and method in TrainingRun.Method.values:

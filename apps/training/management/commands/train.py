@@ -1,4 +1,4 @@
-"""manage.py train --dataset VERSION --method sft|dpo|kto [--base MODEL] [--max-steps N]
+"""manage.py train --dataset VERSION --method sft|dpo|kto|rm [--base MODEL] [--max-steps N]
                    [--lr RATE] [--set KEY=VALUE ...] [--wait] [--here] [--json]
 
 Launches a training run (validated first: a wrong dataset kind, an unknown base model or an
@@ -67,7 +67,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True, help="Dataset version id (e.g. 12 or v12).")
-        parser.add_argument("--method", required=True, choices=["sft", "dpo", "kto"])
+        parser.add_argument("--method", required=True, choices=["sft", "dpo", "kto", "rm"])
         parser.add_argument(
             "--base", default="", help="Base model name or id (default: the default one)."
         )
