@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.ids import parse_id
 from apps.core.exceptions import ApiErrorSerializer
 from apps.curation import selectors, services
 from apps.curation.filters import clean_filters
@@ -223,7 +224,7 @@ class InboxCountApi(APIView):
     def get(self, request: Request) -> Response:
         filters = clean_filters(request.query_params)
         cap = request.query_params.get("cap", "")
-        if cap and not (cap.isdigit() and 1 <= int(cap) <= services.bulk_max()):
+        if cap and not ((parse_id(cap) or 0) and 1 <= int(cap) <= services.bulk_max()):
             raise ValidationError({"cap": f"Give a whole number from 1 to {services.bulk_max()}."})
         count = selectors.inbox_count(filters=filters, cap=int(cap) if cap else selectors.COUNT_CAP)
         return Response({**count, "label": selectors.count_label(count)})

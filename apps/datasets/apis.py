@@ -27,6 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import ApplicationError
+from apps.core.ids import parse_id
 from apps.core.parsers import OrjsonParser
 from apps.datasets import selectors
 from apps.datasets.mining import RULES
@@ -362,11 +363,12 @@ class VersionListApi(APIView):
         qs = _versions(request)
         recipe = request.query_params.get("recipe")
         if recipe:
-            if not recipe.isdigit():
+            recipe_pk = parse_id(recipe)
+            if recipe_pk is None:
                 raise ApplicationError(
                     "The request is invalid; see fields.", fields={"recipe": ["Give a recipe id."]}
                 )
-            qs = qs.filter(recipe_id=int(recipe))
+            qs = qs.filter(recipe_id=recipe_pk)
         paginator = _NewestFirst()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(VersionOutputSerializer(page, many=True).data)
@@ -426,12 +428,13 @@ class VersionCompareApi(APIView):
     def get(self, request: Request, version_id: int) -> Response:
         version = _version(request, version_id)
         other_id = request.query_params.get("with", "")
-        if not other_id.isdigit():
+        other_pk = parse_id(other_id)
+        if other_pk is None:
             raise ApplicationError(
                 "The request is invalid; see fields.",
                 fields={"with": ["Give the other version's id."]},
             )
-        other = _version(request, int(other_id))
+        other = _version(request, other_pk)
         for v in (version, other):
             if v.status != DatasetVersion.Status.SUCCEEDED:
                 raise ApplicationError(

@@ -27,6 +27,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, TruncDay, TruncWeek
 
+from apps.core.ids import parse_id
 from apps.curation.models import EventTag
 from apps.feedback.models import Comparison, Event, RaterTombstone, Rating
 from apps.quality.models import Verdict
@@ -86,7 +87,8 @@ def _sliced(qs: QuerySet, f: BattleFilter, *, event_ref: str = "event_id") -> Qu
         Exists(RaterTombstone.objects.filter(rater_hash=OuterRef("rater_hash")))
     )
     if f.source:
-        by = {"source_id": int(f.source)} if f.source.isdigit() else {"source__name": f.source}
+        source_pk = parse_id(f.source)
+        by = {"source_id": source_pk} if source_pk is not None else {"source__name": f.source}
         qs = qs.filter(**by)
     if f.since or f.until:
         qs = qs.annotate(_when=Coalesce("event__occurred_at", "created_at"))

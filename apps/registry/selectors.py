@@ -10,6 +10,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
+from apps.core.ids import parse_id
 from apps.registry.models import Alias, AliasMove, BaseModel, Checkpoint
 
 
@@ -25,8 +26,8 @@ def checkpoint_get(ref: str | int) -> Checkpoint:
     qs = checkpoint_list()
     text = str(ref).strip()
     row = qs.filter(name=text).first()
-    if row is None and text.isdigit():
-        row = qs.filter(pk=int(text)).first()
+    if row is None and (pk := parse_id(text)) is not None:
+        row = qs.filter(pk=pk).first()
     if row is None:
         raise ApplicationError(
             f"There is no checkpoint {text!r}.", code="not_found", status_code=404
@@ -64,8 +65,8 @@ def base_model_find(ref: str | None) -> BaseModel | None:
         BaseModel.objects.filter(name=text).first()
         or BaseModel.objects.filter(model_id=text).first()
     )
-    if row is None and text.isdigit():
-        row = BaseModel.objects.filter(pk=int(text)).first()
+    if row is None and (pk := parse_id(text)) is not None:
+        row = BaseModel.objects.filter(pk=pk).first()
     return row
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from rest_framework import status
 
 from apps.core.exceptions import ApplicationError
+from apps.core.ids import parse_id
 from apps.evaluation import stats as evaluation_stats
 from apps.feedback.models import Comparison, RaterTombstone, Rating
 from apps.quality.models import Verdict
@@ -51,8 +52,8 @@ def _checkpoints() -> QuerySet[Checkpoint]:
 def experiment_by_ref(ref: str) -> Experiment | None:
     """An experiment by id or by name."""
     experiments = Experiment.objects.select_related("alias")
-    if ref.isdigit():
-        found = experiments.filter(pk=int(ref)).first()
+    if (pk := parse_id(ref)) is not None:
+        found = experiments.filter(pk=pk).first()
         if found is not None:
             return found
     return experiments.filter(name=ref).first()

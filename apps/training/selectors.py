@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from apps.core.exceptions import ApplicationError
+from apps.core.ids import parse_id
 from apps.training.models import TrainingRun
 
 
@@ -19,7 +20,8 @@ def training_run_list(*, status: str = "") -> QuerySet[TrainingRun]:
 
 def training_run_get(run_id: int | str) -> TrainingRun:
     text = str(run_id).strip()
-    row = training_run_list().filter(pk=int(text)).first() if text.isdigit() else None
+    pk = parse_id(text)
+    row = training_run_list().filter(pk=pk).first() if pk is not None else None
     if row is None:
         raise ApplicationError(
             f"There is no training run {text!r}.", code="not_found", status_code=404

@@ -23,6 +23,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
+from apps.core.ids import parse_id
 from apps.datasets.models import DatasetVersion
 from apps.registry.models import BaseModel
 from apps.registry.selectors import base_model_find
@@ -69,10 +70,10 @@ def _invalid(fields: dict[str, str]) -> ApplicationError:
 def _dataset_version(ref: DatasetVersion | int | str) -> DatasetVersion:
     if isinstance(ref, DatasetVersion):
         return ref
-    text = str(ref).strip().lstrip("v")
+    pk = parse_id(str(ref).strip().lstrip("v"))
     version = (
-        DatasetVersion.objects.select_related("recipe").filter(pk=int(text)).first()
-        if text.isdigit()
+        DatasetVersion.objects.select_related("recipe").filter(pk=pk).first()
+        if pk is not None
         else None
     )
     if version is None:

@@ -191,7 +191,8 @@ class ScoreListFilter(serializers.Serializer):
     sessionId = serializers.CharField(required=False, max_length=200)
     name = serializers.CharField(required=False, max_length=200)
     dataType = serializers.ChoiceField(choices=LangfuseScore.DataType.choices, required=False)
-    page = serializers.IntegerField(required=False, min_value=1, default=1)
+    # Bounded so that the page's offset fits PostgreSQL's bigint (a 500 beyond it).
+    page = serializers.IntegerField(required=False, min_value=1, max_value=10**9, default=1)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=50)
 
 
