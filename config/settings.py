@@ -73,7 +73,6 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
-    "apps.core.middleware.ApiErrorMiddleware",  # every /api/ error as JSON; chunked bodies
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -172,7 +171,11 @@ elif CELERY_BROKER_URL.startswith("redis://"):
     # in the database anyway (the reconciler); a `training.run` delivered again while its run
     # is still going is ignored by the run's claim.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300)
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300),
+        # A web process sending a hint to a Redis that is down gives up at once (kombu's default
+        # retries for seconds): the event is stored already, the workers' drain finds it.
+        "max_retries": 1,
+        "socket_connect_timeout": 1,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -46,8 +46,11 @@ case "$cmd" in
     fi
     as_postgres "'$bin/pg_ctl' -D '$dir/pg' -l '$dir/pg.log' -w -o \"-h 127.0.0.1 -p $PG_PORT -k '$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200\" start >/dev/null"
     head -1 "$dir/pg/postmaster.pid" > "$dir/pg.pid"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-      --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
+    # Persistent like production (append-only file, fsync every second): a restarted Redis keeps
+    # its queued messages. Losing them costs only time: the workers' reconciler redoes the work.
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes \
+      --appendfsync everysec --daemonize yes --pidfile "$dir/redis.pid" \
+      --logfile "$dir/redis.log" --dir "$dir"
     for _ in $(seq 50); do
       [ -s "$dir/redis.pid" ] && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
       sleep 0.1

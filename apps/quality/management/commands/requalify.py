@@ -1,10 +1,13 @@
 """manage.py requalify [--since DATE] [--filter NAME ...] [--wait] [--chunk N]
 manage.py requalify --resume JOB | --cancel JOB | --status
+manage.py requalify --missing
 
 Re-judges history with today's filters as a resumable background job on the `quality` queue
 (`--wait` runs it here, with a progress bar). `--filter` re-runs only the named filters and keeps
 the other filters' results; the job saves its cursor after every chunk, so `--resume` continues
-where a stopped or failed job left off. Curators' verdicts are never replaced."""
+where a stopped or failed job left off. Curators' verdicts are never replaced. `--missing` judges
+only the events that have no verdict at all, here and now (the workers' reconciler does the same
+on its own every few minutes: this is for a look without a worker)."""
 
 from __future__ import annotations
 
@@ -67,8 +70,18 @@ class Command(BaseCommand):
             "--cancel", type=int, metavar="JOB", help="Stop a job after its current chunk."
         )
         parser.add_argument("--status", action="store_true", help="List the recent jobs.")
+        parser.add_argument(
+            "--missing",
+            action="store_true",
+            help="Judge only the events without a verdict, here (no job, no worker needed).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["missing"]:
+            if options["since"] or options["filters"] or options["resume"] or options["cancel"]:
+                raise CommandError("--missing judges every event without a verdict: use it alone")
+            self._missing(options["chunk"])
+            return
         if options["status"]:
             for job in requalify_jobs()[:20]:
                 self.stdout.write(self._line(job))
@@ -121,6 +134,25 @@ class Command(BaseCommand):
         finally:
             bar.close()
         self.stdout.write(self._line(job))
+
+    def _missing(self, chunk: int) -> None:
+        from tqdm import tqdm
+
+        from apps.quality.backlog import events_without_verdict, quality_missing_judge
+
+        with tqdm(
+            total=events_without_verdict().count(),
+            unit="events",
+            desc="judging events without a verdict",
+            file=self.stderr,
+            disable=None,
+        ) as bar:
+            summary = quality_missing_judge(batch_size=chunk, progress=bar.update)
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.by_status.items()))
+        self.stdout.write(
+            f"judged {summary.judged} event(s) without a verdict"
+            + (f": {statuses}" if statuses else "")
+        )
 
     @staticmethod
     def _get(job_id: int) -> RequalifyJob:
