@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.RequestLogMiddleware",
+    "apps.core.middleware.ApiErrorMiddleware",  # every /api/ error as JSON; chunked bodies
     "apps.sources.cors.FeedbackCorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -73,7 +74,6 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
-    "apps.core.middleware.ApiErrorMiddleware",  # every /api/ error as JSON; chunked bodies
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
