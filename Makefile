@@ -35,9 +35,11 @@ demo-loop: setup
 	SINKHOLE_DATA_DIR=var/demo-loop $(PY) manage.py migrate -v 0
 	SINKHOLE_DATA_DIR=var/demo-loop LOG_LEVEL=WARNING $(PY) manage.py demo_loop $(DEMO_ARGS)
 
+# Style as CI enforces it: ruff lint, ruff format, mypy (apps/, config/, trainer/; [tool.mypy]).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: setup
 	$(VENV)/bin/ruff format .

@@ -11,7 +11,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str, persistent_secret
+from config.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    persistent_secret,
+    refuse_unknown,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -110,7 +118,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "sinkhole.sqlite3",
+            "NAME": str(DATA_DIR / "sinkhole.sqlite3"),
             # Tests use a file, not Django's in-memory default, so that a real Celery worker
             # (tests/core/test_worker.py) can open the same database; the pid keeps two test
             # runs in one checkout apart.
@@ -314,11 +322,46 @@ LOGGING = {
     },
 }
 
-# --- Quality pipeline knobs: QUALITY_<NAME>, numbers; apps/quality/conf.py lists each with its
-# default and meaning (velocity windows, flood thresholds, daily vote caps, classifier cut-off).
-for _name, _raw in os.environ.items():
-    if _name.startswith("QUALITY_"):
-        try:
-            globals()[_name] = float(_raw) if any(c in _raw for c in ".eE") else int(_raw)
-        except ValueError as exc:
-            raise ImproperlyConfigured(f"{_name}={_raw!r} is not a number") from exc
+# --- Quality pipeline knobs (apps/quality/conf.py reads them) ---------------------------------
+# Velocity: events per rater / per client address / per source in a sliding window; 0 = off.
+# Addresses are off by default: a front-end that posts from its server sends every user's
+# feedback from one address. Turn them on where events come straight from browsers.
+QUALITY_RATER_PER_MINUTE = env_int("QUALITY_RATER_PER_MINUTE", 20)
+QUALITY_RATER_PER_HOUR = env_int("QUALITY_RATER_PER_HOUR", 300)
+QUALITY_IP_PER_MINUTE = env_int("QUALITY_IP_PER_MINUTE", 0)
+QUALITY_IP_PER_HOUR = env_int("QUALITY_IP_PER_HOUR", 0)
+QUALITY_SOURCE_PER_MINUTE = env_int("QUALITY_SOURCE_PER_MINUTE", 0)
+QUALITY_SOURCE_PER_HOUR = env_int("QUALITY_SOURCE_PER_HOUR", 0)
+# Floods: the same or nearly the same comment from several raters within a window.
+QUALITY_FLOOD_WINDOW_SECONDS = env_int("QUALITY_FLOOD_WINDOW_SECONDS", 6 * 3600)
+QUALITY_FLOOD_MIN_RATERS = env_int("QUALITY_FLOOD_MIN_RATERS", 4)
+QUALITY_FLOOD_MIN_REPEATS = env_int("QUALITY_FLOOD_MIN_REPEATS", 4)
+QUALITY_FLOOD_MIN_CHARS = env_int("QUALITY_FLOOD_MIN_CHARS", 24)
+QUALITY_FLOOD_MIN_WORDS = env_int("QUALITY_FLOOD_MIN_WORDS", 4)
+# SimHash bits; at most 3 so that one of four 16-bit bands matches.
+QUALITY_FLOOD_MAX_DISTANCE = env_int("QUALITY_FLOOD_MAX_DISTANCE", 3)
+# Rater reputation.
+QUALITY_DAILY_VOTE_CAP = env_int("QUALITY_DAILY_VOTE_CAP", 300)
+QUALITY_OUTLIER_ALPHA = env_float("QUALITY_OUTLIER_ALPHA", 0.05)
+QUALITY_OUTLIER_MIN_PAIR_VOTES = env_int("QUALITY_OUTLIER_MIN_PAIR_VOTES", 20)
+QUALITY_OUTLIER_MIN_RATER_VOTES = env_int("QUALITY_OUTLIER_MIN_RATER_VOTES", 10)
+QUALITY_LOW_TRUST = env_float("QUALITY_LOW_TRUST", 0.25)
+QUALITY_LOW_TRUST_MIN_EVENTS = env_int("QUALITY_LOW_TRUST_MIN_EVENTS", 10)
+# The learned classifier, and how often beat asks for it to be retrained.
+QUALITY_CLASSIFIER_REJECT = env_float("QUALITY_CLASSIFIER_REJECT", 0.98)
+QUALITY_RETRAIN_MIN_NEW_LABELS = env_int("QUALITY_RETRAIN_MIN_NEW_LABELS", 20)
+QUALITY_RETRAIN_SECONDS = env_int("QUALITY_RETRAIN_SECONDS", 3600)
+# Judging: events per batch.
+QUALITY_BATCH_SIZE = env_int("QUALITY_BATCH_SIZE", 1000)
+
+# --- No unknown variable of our own prefixes (keep this section last) --------------------------
+# A SINKHOLE_* or QUALITY_* variable that nothing reads is a typo: start-up fails and names the
+# nearest known one. These are read outside this module (docs/configuration.md says by what).
+READ_OUTSIDE_SETTINGS = (
+    "SINKHOLE_MODEL_CACHE",  # trainer/models.py
+    "SINKHOLE_PORT",  # docker-compose.yml
+    "SINKHOLE_URL",  # the SDK and the plugins, in the shell of whoever runs them
+    "SINKHOLE_KEY",
+    "SINKHOLE_RATER",
+)
+refuse_unknown(prefixes=("SINKHOLE_", "QUALITY_"), also_known=READ_OUTSIDE_SETTINGS)

@@ -43,7 +43,7 @@ STATUS_OF = {"accept": "accepted", "reject": "rejected"}
 
 def bulk_max() -> int:
     """The most events one bulk decision may touch (CURATION_BULK_MAX, default 5,000)."""
-    return int(getattr(settings, "CURATION_BULK_MAX", 5000))
+    return settings.CURATION_BULK_MAX
 
 
 def _require_curator(user: Any) -> None:

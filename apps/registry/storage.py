@@ -113,7 +113,7 @@ class S3Store:
 
 def artifact_store() -> ArtifactStore:
     """The store the settings name: S3 when ARTIFACT_S3_URL is set, else the local folder."""
-    s3_url = getattr(settings, "ARTIFACT_S3_URL", "")
+    s3_url = settings.ARTIFACT_S3_URL
     if s3_url:
-        return S3Store(s3_url, getattr(settings, "ARTIFACT_S3_ENDPOINT_URL", ""))
+        return S3Store(s3_url, settings.ARTIFACT_S3_ENDPOINT_URL)
     return LocalStore(Path(settings.ARTIFACT_ROOT))

@@ -19,7 +19,7 @@ TIMEOUT_S = 30.0
 
 
 def vllm_url() -> str:
-    return (getattr(settings, "VLLM_URL", "") or "").rstrip("/")
+    return settings.VLLM_URL.rstrip("/")
 
 
 def _post(path: str, body: dict[str, str]) -> tuple[int, str]:
@@ -49,7 +49,7 @@ def _post(path: str, body: dict[str, str]) -> tuple[int, str]:
 
 
 def _auth_headers() -> dict[str, str]:
-    key = getattr(settings, "VLLM_API_KEY", "")
+    key = settings.VLLM_API_KEY
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 

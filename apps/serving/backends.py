@@ -91,13 +91,11 @@ class BuiltinBackend:
             from trainer.inference import load_model
 
             try:
-                model = load_model(
-                    key[0], adapter, device=getattr(settings, "SERVING_DEVICE", "auto")
-                )
+                model = load_model(key[0], adapter, device=settings.SERVING_DEVICE)
             except Exception as exc:  # noqa: BLE001 - any load failure is the backend's, not the client's
                 raise _unavailable(f"Could not load {checkpoint.name}: {exc}") from exc
             self._models[key] = model
-            while len(self._models) > max(1, int(getattr(settings, "SERVING_MAX_MODELS", 4))):
+            while len(self._models) > max(1, settings.SERVING_MAX_MODELS):
                 self._models.popitem(last=False)
             return model
 
@@ -281,8 +279,8 @@ class UpstreamBackend:
 
 
 def upstream_url() -> str:
-    url = getattr(settings, "SERVING_UPSTREAM_URL", "") or ""
-    if not url and getattr(settings, "VLLM_URL", ""):
+    url = settings.SERVING_UPSTREAM_URL
+    if not url and settings.VLLM_URL:
         url = settings.VLLM_URL.rstrip("/") + "/v1"
     return url.rstrip("/")
 
@@ -293,8 +291,7 @@ def backend_for(checkpoint: Checkpoint) -> BuiltinBackend | UpstreamBackend:
     if url:
         return UpstreamBackend(
             url,
-            api_key=getattr(settings, "SERVING_UPSTREAM_API_KEY", "")
-            or getattr(settings, "VLLM_API_KEY", ""),
-            timeout=float(getattr(settings, "SERVING_UPSTREAM_TIMEOUT", 120)),
+            api_key=settings.SERVING_UPSTREAM_API_KEY or settings.VLLM_API_KEY,
+            timeout=float(settings.SERVING_UPSTREAM_TIMEOUT),
         )
     return BuiltinBackend()

@@ -34,8 +34,6 @@ from apps.serving.backends import Params, Usage, backend_for
 from apps.sources.models import ApiKey, Source
 from apps.sources.selectors import api_key_for_request
 
-DEFAULT_MAX_TOKENS = 256
-
 
 class _Message(BaseModel):
     model_config = ConfigDict(extra="allow")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-SOFT_TIME_LIMIT_S = int(getattr(settings, "TRAINING_SOFT_TIME_LIMIT", 12 * 3600))
+SOFT_TIME_LIMIT_S = settings.TRAINING_SOFT_TIME_LIMIT
 
 
 @shared_task(
