@@ -47,11 +47,11 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def heartbeat_timeout_s() -> int:
-    return int(getattr(settings, "TRAINING_HEARTBEAT_TIMEOUT", 120))
+    return settings.TRAINING_HEARTBEAT_TIMEOUT
 
 
 def max_attempts() -> int:
-    return int(getattr(settings, "TRAINING_MAX_ATTEMPTS", 3))
+    return settings.TRAINING_MAX_ATTEMPTS
 
 
 def run_output_dir(run_id: int) -> Path:
