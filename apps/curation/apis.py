@@ -3,7 +3,8 @@ inbox's capped count.
 
 Authentication: a curator's Django session (with the CSRF token, as the inbox page sends it).
 Source API keys (`sk-…`) cannot decide: a key belongs to a front-end, not to a person, and every
-decision records who made it. Reads (the decision list, the count) need any logged-in user."""
+decision records who made it. Reads (the decision list, the count) need a logged-in user with a
+role (apps/curation/roles.py)."""
 
 from __future__ import annotations
 
@@ -22,15 +23,15 @@ from apps.core.exceptions import ApiErrorSerializer
 from apps.curation import selectors, services
 from apps.curation.filters import clean_filters
 from apps.curation.models import Decision
+from apps.curation.roles import has_role
 from apps.feedback.models import Event
 
 
 class IsPerson(permissions.BasePermission):
-    message = "Log in (a Django session): curation is done by people, not API keys."
+    message = "Log in (a Django session) with a role: curation is done by people, not API keys."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and hasattr(user, "get_username"))
+        return has_role(request.user)
 
 
 class IsCurator(IsPerson):

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -19,7 +18,7 @@ from apps.curation import selectors
 from apps.curation.filters import clean_filters, filters_as_params
 from apps.curation.markdown import render_markdown
 from apps.curation.models import Decision
-from apps.curation.roles import is_curator
+from apps.curation.roles import is_curator, role_required
 from apps.curation.services import bulk_max
 from apps.feedback.models import EVENT_TYPES, Event
 from apps.feedback.services.normalize import message_text
@@ -70,7 +69,7 @@ def _row(event: Event) -> dict[str, Any]:
 
 
 @require_GET
-@login_required
+@role_required
 def inbox(request: HttpRequest) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     try:
@@ -165,7 +164,7 @@ def _conversation(event: Event) -> dict[str, Any]:
 
 
 @require_GET
-@login_required
+@role_required
 def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     event = selectors.event_for_page(event_id=event_id)
     if event is None:
@@ -203,7 +202,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@role_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     days_raw = request.GET.get("days", "30")
     days = int(days_raw) if days_raw.isdigit() and 1 <= int(days_raw) <= 365 else 30

@@ -12,7 +12,12 @@ permissions of models added later."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 
 PROJECT_APPS = (
     "sources",
@@ -74,6 +79,36 @@ def on_post_migrate(sender: Any, **kwargs: Any) -> None:
     configs = list(global_apps.get_app_configs())
     if configs and sender.label == configs[-1].label:
         ensure_roles()
+
+
+# What every role has (viewers read everything): holding it is what "has a role" means, for
+# pages and the API alike. A logged-in user without it sees no data anywhere.
+ROLE_PERMISSION = "feedback.view_event"
+NO_ROLE_MESSAGE = "This needs a role (viewer, curator or admin); ask an admin to give you one."
+
+
+def has_role(user: Any) -> bool:
+    """A logged-in person with a role: a superuser, a member of viewer/curator/admin, or someone
+    an operator gave the viewers' permission by hand. API keys are not people: False."""
+    return bool(
+        user
+        and user.is_authenticated
+        and hasattr(user, "get_username")
+        and user.has_perm(ROLE_PERMISSION)
+    )
+
+
+def role_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For the staff pages: anonymous visitors go to the login page, a user without a role gets
+    403."""
+
+    @wraps(view)
+    def checked(request: Any, *args: Any, **kwargs: Any) -> Any:
+        if not has_role(request.user):
+            raise PermissionDenied(NO_ROLE_MESSAGE)
+        return view(request, *args, **kwargs)
+
+    return login_required(checked)
 
 
 def is_curator(user: Any) -> bool:

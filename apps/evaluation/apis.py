@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import ApiErrorSerializer
+from apps.curation.roles import has_role
 from apps.evaluation.leaderboard import (
     LeaderboardSettings,
     default_min_battles,
@@ -35,8 +36,7 @@ class CanReadEvaluation(permissions.BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         if isinstance(request.auth, ApiKey):
             return request.auth.kind == ApiKey.Kind.SECRET
-        user = request.user
-        return bool(user and user.is_authenticated)
+        return has_role(request.user)
 
 
 def parse_when(value: str, *, end: bool = False) -> datetime:

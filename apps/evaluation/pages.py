@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from apps.core.charts import interval_chart, line_chart
+from apps.curation.roles import role_required
 from apps.evaluation.apis import LeaderboardQuerySerializer
 from apps.evaluation.leaderboard import leaderboard_compute
 from apps.evaluation.thumbs import thumbs_rates
@@ -56,7 +56,7 @@ def win_matrix(board: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@login_required
+@role_required
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
     params = {k: v for k, v in request.GET.items() if k in FORM_FIELDS and v.strip()}
     if request.GET.get("style_control"):

@@ -5,13 +5,13 @@ aliases that point at it; publish, alias and retire forms for those allowed)."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.exceptions import ApplicationError
+from apps.curation.roles import role_required
 from apps.registry import selectors, services
 from apps.registry.models import Checkpoint
 from apps.registry.permissions import can_publish
@@ -36,7 +36,7 @@ def _say(request: HttpRequest, exc: ApplicationError) -> None:
     messages.error(request, f"{exc.message} {details}".strip() if details else exc.message)
 
 
-@login_required
+@role_required
 @require_GET
 def checkpoint_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
@@ -60,7 +60,7 @@ def checkpoint_list(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/checkpoint_list.html", context)
 
 
-@login_required
+@role_required
 @require_GET
 def checkpoint_detail(request: HttpRequest, ref: str) -> HttpResponse:
     checkpoint = _checkpoint_or_404(ref)
@@ -87,7 +87,7 @@ def checkpoint_detail(request: HttpRequest, ref: str) -> HttpResponse:
     return render(request, "registry/checkpoint_detail.html", context)
 
 
-@login_required
+@role_required
 @require_POST
 def checkpoint_publish(request: HttpRequest, ref: str) -> HttpResponse:
     _need_publisher(request)
@@ -109,7 +109,7 @@ def checkpoint_publish(request: HttpRequest, ref: str) -> HttpResponse:
     return redirect("registry:checkpoint", ref=checkpoint.name)
 
 
-@login_required
+@role_required
 @require_POST
 def checkpoint_retire(request: HttpRequest, ref: str) -> HttpResponse:
     _need_publisher(request)
@@ -123,7 +123,7 @@ def checkpoint_retire(request: HttpRequest, ref: str) -> HttpResponse:
     return redirect("registry:checkpoint", ref=checkpoint.name)
 
 
-@login_required
+@role_required
 @require_POST
 def alias_set(request: HttpRequest, ref: str) -> HttpResponse:
     _need_publisher(request)
@@ -143,7 +143,7 @@ def alias_set(request: HttpRequest, ref: str) -> HttpResponse:
     return redirect("registry:checkpoint", ref=checkpoint.name)
 
 
-@login_required
+@role_required
 @require_POST
 def alias_rollback(request: HttpRequest, name: str) -> HttpResponse:
     _need_publisher(request)

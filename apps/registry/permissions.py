@@ -1,7 +1,8 @@
 """Who may do what in the registry and training (shared by both apps and their pages).
 
-- Reading (checkpoints, aliases, runs, the serving manifest): any logged-in user, or a secret
-  API key (`sk-…`) so that a serving box can sync without a person's login.
+- Reading (checkpoints, aliases, runs, the serving manifest): a logged-in user with a role
+  (apps/curation/roles.py), or a secret API key (`sk-…`) so that a serving box can sync without
+  a person's login.
 - Publishing, retiring and moving aliases: superusers, the `admin` group, or whoever holds
   `registry.change_alias`; by session only — a source's key is for feedback, and a leaked one
   must not change what production serves.
@@ -16,6 +17,7 @@ from typing import Any
 from rest_framework import permissions
 from rest_framework.request import Request
 
+from apps.curation.roles import has_role
 from apps.sources.models import ApiKey
 
 ADMIN_GROUP = "admin"
@@ -48,7 +50,7 @@ class CanRead(permissions.BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         if isinstance(request.auth, ApiKey):
             return request.auth.kind == ApiKey.Kind.SECRET
-        return bool(request.user and request.user.is_authenticated)
+        return has_role(request.user)
 
 
 class CanPublish(permissions.BasePermission):

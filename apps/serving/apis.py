@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import ApplicationError
+from apps.curation.roles import has_role
 from apps.registry.permissions import CanPublish, CanRead
 from apps.serving import selectors, services
 from apps.serving.models import Arm, Experiment
@@ -31,9 +32,7 @@ class _CanAssign(BasePermission):
     message = "Asking for an arm needs one of the source's keys or a login."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.auth, ApiKey) or bool(
-            request.user and request.user.is_authenticated
-        )
+        return isinstance(request.auth, ApiKey) or has_role(request.user)
 
 
 def _experiment(ref: str) -> Experiment:
@@ -252,8 +251,18 @@ class ExperimentRollbackApi(APIView):
         return _out(services.experiment_rollback(experiment=_experiment(ref), user=request.user))
 
 
+class _CanReadResults(BasePermission):
+    message = (
+        "Experiment results are counted over every source's feedback: a login with a role "
+        "reads them, a source's key does not."
+    )
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return not isinstance(request.auth, ApiKey) and has_role(request.user)
+
+
 class ExperimentResultsApi(APIView):
-    permission_classes = [CanRead]
+    permission_classes = [_CanReadResults]
 
     @extend_schema(
         responses=dict,

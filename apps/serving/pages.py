@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.charts import interval_chart
 from apps.core.exceptions import ApplicationError
+from apps.curation.roles import role_required
 from apps.registry.models import Alias, Checkpoint
 from apps.registry.permissions import can_publish
 from apps.serving import selectors, services
@@ -36,7 +36,7 @@ def _error_text(exc: ApplicationError) -> list[str]:
     return [exc.message]
 
 
-@login_required
+@role_required
 def experiment_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -57,7 +57,7 @@ def _form_choices() -> dict[str, Any]:
     }
 
 
-@login_required
+@role_required
 def experiment_new(request: HttpRequest) -> HttpResponse:
     if not can_publish(request.user):
         raise PermissionDenied
@@ -129,7 +129,7 @@ def _chart_rows(arms: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]
     ]
 
 
-@login_required
+@role_required
 def experiment_detail(request: HttpRequest, ref: str) -> HttpResponse:
     experiment = _experiment(ref)
     context = _detail_context(request, experiment)
@@ -160,7 +160,7 @@ def _detail_context(request: HttpRequest, experiment: Experiment) -> dict[str, A
     }
 
 
-@login_required
+@role_required
 @require_POST
 def experiment_action(request: HttpRequest, ref: str, action: str) -> HttpResponse:
     if not can_publish(request.user):

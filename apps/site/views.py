@@ -1,4 +1,5 @@
-"""The home page: the overview of the event log."""
+"""The home page: a landing page without data for visitors, the overview of the event log for
+people with a role."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from apps.curation.roles import has_role
 from apps.feedback.selectors import overview
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    """Anonymous visitors and users without a role get the landing page (links to log in and to
+    the docs, nothing from the event log); viewers, curators and admins get the overview."""
+    if not has_role(request.user):
+        return render(request, "landing.html")
     return render(request, "home.html", {"overview": overview()})

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.charts import line_chart
 from apps.core.exceptions import ApplicationError
+from apps.curation.roles import role_required
 from apps.datasets.models import DatasetVersion
 from apps.registry.models import BaseModel
 from apps.registry.permissions import can_train
@@ -76,7 +76,7 @@ def _form_overrides(post: Any) -> tuple[dict[str, Any], dict[str, str]]:
     return spec, errors
 
 
-@login_required
+@role_required
 @require_http_methods(["GET", "POST"])
 def run_list(request: HttpRequest) -> HttpResponse:
     errors: dict[str, str] = {}
@@ -117,7 +117,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "training/run_list.html", context, status=400 if errors else 200)
 
 
-@login_required
+@role_required
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_404(run_id)
@@ -132,7 +132,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "training/run_detail.html", context)
 
 
-@login_required
+@role_required
 @require_GET
 def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
     """What the run page polls: the status, and the chart as server-drawn (escaped) SVG."""
@@ -142,7 +142,7 @@ def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
     )
 
 
-@login_required
+@role_required
 @require_POST
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     if not can_train(request.user):

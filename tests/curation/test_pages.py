@@ -134,3 +134,56 @@ def test_api_keys_cannot_decide(api, add_events):
     (event,) = add_events(rating())
     response = api.post({"action": "accept"}, path=f"/api/v1/events/{event.id}/decisions")
     assert response.status_code == 403
+
+
+STAFF_PAGES = (
+    "/inbox/",
+    "/dashboard/",
+    "/datasets/",
+    "/training/",
+    "/checkpoints/",
+    "/leaderboard/",
+    "/experiments/",
+    "/experiments/new",
+)
+
+
+def test_a_user_without_a_role_gets_403_on_every_staff_page(client, add_events):
+    from tests.curation.conftest import user_in
+
+    (event,) = add_events(rating(comment="a secret comment from the chat app"))
+    user_in(None, "nobody")
+    assert client.login(username="nobody", password=PASSWORD)
+    for path in (*STAFF_PAGES, f"/events/{event.id}/"):
+        response = client.get(path)
+        assert response.status_code == 403, path
+        assert b"secret comment" not in response.content
+    assert client.get(f"/api/v1/events/{event.id}/decisions").status_code == 403
+    assert client.get("/api/v1/inbox/count").status_code == 403
+
+
+def test_a_viewer_opens_every_staff_page(client, add_events, viewer):
+    (event,) = add_events(rating(comment="a comment"))
+    assert client.login(username=viewer.username, password=PASSWORD)
+    for path in (*STAFF_PAGES[:-1], f"/events/{event.id}/"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_anonymous_home_is_a_landing_page_without_data(client, add_events, curator):
+    add_events(rating(model="secret-model-name"), source="secret-source-name")
+    anonymous = client.get("/")
+    body = anonymous.content.decode()
+    assert anonymous.status_code == 200
+    assert "/accounts/login/" in body and "/api/docs/" in body
+    assert "secret-source-name" not in body and "secret-model-name" not in body
+    assert "Latest feedback" not in body
+    from tests.curation.conftest import user_in
+
+    user_in(None, "nobody")
+    assert client.login(username="nobody", password=PASSWORD)
+    no_role = client.get("/").content.decode()
+    assert "secret-source-name" not in no_role and "without a role" in no_role
+    client.logout()
+    assert client.login(username=curator.username, password=PASSWORD)
+    home = client.get("/").content.decode()
+    assert "secret-source-name" in home and "secret-model-name" in home

@@ -27,6 +27,16 @@ from apps.quality.services import quality_events_judge, verdict_override
 from tests.conftest import SHARED_DATA
 from tests.evaluation.conftest import accept_all, pref
 
+
+def _viewer():
+    """A logged-in user in the viewer role (a user without a role sees no page and no data)."""
+    from django.contrib.auth.models import Group
+
+    user = get_user_model().objects.create_user("viewer", password="pw")
+    user.groups.add(Group.objects.get(name="viewer"))
+    return user
+
+
 pytestmark = pytest.mark.django_db
 
 PRD = SHARED_DATA / "battles" / "prd_vicuna80_human_battles.jsonl"
@@ -212,7 +222,7 @@ def battles(send) -> None:
 
 def test_the_api_answers_the_leaderboard_to_a_login(battles, client) -> None:
     assert client.get("/api/v1/leaderboard").status_code in (401, 403)
-    user = get_user_model().objects.create_user("viewer", password="pw")
+    user = _viewer()
     client.force_login(user)
     body = client.get("/api/v1/leaderboard", {"bootstrap": 50}).json()
     assert set(body) >= {"models", "groups", "warnings", "method", "settings"}
@@ -242,7 +252,7 @@ def test_a_secret_key_sees_only_its_own_source(battles, client, src, make_source
 
 
 def test_bad_parameters_get_a_field_message(battles, client) -> None:
-    client.force_login(get_user_model().objects.create_user("viewer", password="pw"))
+    client.force_login(_viewer())
     for params, field in [
         ({"bootstrap": -1}, "bootstrap"),
         ({"since": "yesterday"}, "since"),
@@ -270,7 +280,7 @@ def test_the_thumbs_api(send, client) -> None:
             }
         ]
     )
-    client.force_login(get_user_model().objects.create_user("viewer", password="pw"))
+    client.force_login(_viewer())
     body = client.get("/api/v1/thumbs", {"model": "m", "bucket": "day"}).json()
     assert body["series"][0]["total"]["up"] == 1
 

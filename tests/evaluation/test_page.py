@@ -7,6 +7,16 @@ from django.contrib.auth import get_user_model
 
 from tests.evaluation.conftest import pref
 
+
+def _viewer():
+    """A logged-in user in the viewer role (a user without a role sees no page and no data)."""
+    from django.contrib.auth.models import Group
+
+    user = get_user_model().objects.create_user("viewer", password="pw")
+    user.groups.add(Group.objects.get(name="viewer"))
+    return user
+
+
 pytestmark = pytest.mark.django_db
 
 EVIL = "<script>alert(1)</script>"
@@ -36,7 +46,7 @@ def test_the_page_shows_ratings_matrix_and_thumbs_with_names_escaped(send, clien
             }
         ]
     )
-    client.force_login(get_user_model().objects.create_user("viewer", password="pw"))
+    client.force_login(_viewer())
     html = client.get("/leaderboard/", {"bootstrap": 50}).content.decode()
     assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "lb-matrix" in html and "<svg" in html and "ck-7" in html
@@ -44,7 +54,7 @@ def test_the_page_shows_ratings_matrix_and_thumbs_with_names_escaped(send, clien
 
 
 def test_bad_filters_show_a_message_not_an_error(send, client) -> None:
-    client.force_login(get_user_model().objects.create_user("viewer", password="pw"))
+    client.force_login(_viewer())
     response = client.get("/leaderboard/", {"since": "not a date", "bootstrap": "-3"})
     assert response.status_code == 200
     html = response.content.decode()

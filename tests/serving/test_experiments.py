@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group
 
 from apps.core.exceptions import ApplicationError
 from apps.feedback.services.ingest import feedback_ingest
@@ -269,7 +270,10 @@ def test_the_api_creates_starts_and_reads_experiments(registry, admin_client, ap
     )
     listed = api.get("/api/v1/experiments").json()["results"]  # a secret key reads
     assert [e["name"] for e in listed] == ["ab"]
-    assert api.get("/api/v1/experiments/ab/results").json()["arms"][0]["thumbs"]["n"] == 0
+    # Results count every source's feedback: a person with a role reads them, a key does not.
+    assert api.get("/api/v1/experiments/ab/results").status_code == 403
+    results = admin_client.get("/api/v1/experiments/ab/results").json()
+    assert results["arms"][0]["thumbs"]["n"] == 0
     assert admin_client.delete("/api/v1/experiments/ab").status_code == 409
     assert admin_client.post("/api/v1/experiments/ab/stop").json()["status"] == "stopped"
     assert admin_client.delete("/api/v1/experiments/ab").status_code == 204
@@ -299,7 +303,9 @@ def test_bad_experiments_are_refused_field_by_field(registry, admin_client, arms
 def test_only_admins_change_experiments(registry, api, client, django_user_model):
     body = {"name": "x", "arms": [{"checkpoint": "base-tiny"}, {"checkpoint": "tiny-lora"}]}
     assert api.post(body, path="/api/v1/experiments").status_code == 403  # a key cannot
-    client.force_login(django_user_model.objects.create_user("viewer"))
+    viewer = django_user_model.objects.create_user("viewer")
+    viewer.groups.add(Group.objects.get(name="viewer"))  # a user without a role sees nothing
+    client.force_login(viewer)
     assert (
         client.post("/api/v1/experiments", body, content_type="application/json").status_code == 403
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Group
 
 from apps.registry.models import Alias
 from apps.serving import services
@@ -69,7 +70,9 @@ def test_a_viewer_reads_but_cannot_change(client, registry, django_user_model):
         name="seen",
         arms=[services.ArmSpec(checkpoint="base-tiny"), services.ArmSpec(checkpoint="tiny-lora")],
     )
-    client.force_login(django_user_model.objects.create_user("viewer"))
+    viewer = django_user_model.objects.create_user("viewer")
+    viewer.groups.add(Group.objects.get(name="viewer"))  # a user without a role sees nothing
+    client.force_login(viewer)
     assert b"seen" in client.get("/experiments/").content
     html = client.get("/experiments/seen/").content.decode()
     assert "Start" not in html and "Promote" not in html
