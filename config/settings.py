@@ -6,6 +6,7 @@ docs/configuration.md lists every variable."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "apps.core",
     "apps.sources",
     "apps.feedback",
@@ -79,6 +81,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its 429 page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -234,6 +237,19 @@ FEEDBACK_TIMESTAMP_MAX_AHEAD_DAYS = env_int("FEEDBACK_TIMESTAMP_MAX_AHEAD_DAYS",
 # --- Auth, static, i18n -----------------------------------------------------------------------
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/inbox/"
+# Login throttling (django-axes, apps/curation/throttle.py): LOGIN_FAILURE_LIMIT wrong passwords
+# for one username from one IP address lock that pair out for LOGIN_LOCKOUT_MINUTES (a 429 page
+# that says so); a correct password resets the count. `manage.py axes_reset` unlocks everyone.
+AUTHENTICATION_BACKENDS = [
+    "apps.curation.throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("LOGIN_THROTTLING", True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "apps.curation.throttle.lockout_response"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
