@@ -1,17 +1,19 @@
 """rater_forget: a rater asked to be forgotten.
 
 The raw event log is append-only, so their events stay; a `RaterTombstone` beside it makes every
-later dataset build (and the leaderboards) leave them out, and the dataset versions already built
-with their events are flagged (`forgotten_raters`), found through the versions' manifests."""
+later dataset build (and the leaderboards) leave them out. The apps above feedback react to the
+`rater_forgotten` signal: datasets flags the versions already built with their events
+(`forgotten_raters`) and answers with their ids."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 
 from apps.feedback.models import Event, RaterTombstone
+from apps.feedback.signals import rater_forgotten
 from apps.sources.hashing import rater_hash
 from apps.sources.models import Source
 
@@ -42,9 +44,8 @@ def rater_hashes_for(rater: str, *, source: Source | None = None) -> list[str]:
 @transaction.atomic
 def rater_forget(*, rater_hashes: list[str], note: str = "") -> ForgetResult:
     """Tombstone each of RATER_HASHES (idempotent: a second call adds nothing and recounts),
-    and flag the dataset versions that contain their events."""
-    from apps.datasets.models import DatasetVersion, ManifestEntry
-
+    and tell the apps above (`rater_forgotten`): datasets flags the versions that contain their
+    events and answers with their ids."""
     hashes = sorted({h for h in rater_hashes if h})
     result = ForgetResult(rater_hashes=hashes)
     for h in hashes:
@@ -56,9 +57,8 @@ def rater_forget(*, rater_hashes: list[str], note: str = "") -> ForgetResult:
             create_defaults={"events": events, "note": note[:500]},
         )
         result.new += int(created)
-    versions = DatasetVersion.objects.filter(
-        pk__in=ManifestEntry.objects.filter(rater_hash__in=hashes).values("version_id")
-    )
-    result.flagged_versions = sorted(versions.values_list("pk", flat=True))
-    versions.filter(forgotten_raters=False).update(forgotten_raters=True)
+    flagged: set[int] = set()
+    for _receiver, version_ids in rater_forgotten.send(sender=None, rater_hashes=hashes):
+        flagged.update(cast("list[int]", version_ids) or ())
+    result.flagged_versions = sorted(flagged)
     return result
