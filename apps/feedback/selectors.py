@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, QuerySet
 
+from apps.feedback import signals
 from apps.feedback.models import Comparison, Event, Interaction
 from apps.sources.hashing import rater_hash
 from apps.sources.models import Source
@@ -50,16 +51,16 @@ def event_list(
 
 
 def event_detail_queryset() -> QuerySet[Event]:
-    """Events with their derived rows and current quality verdict prefetched."""
-    from apps.quality.selectors import current_verdicts_prefetch  # quality builds on feedback
-
+    """Events with their derived rows prefetched, and what the apps above attach to an event's
+    detail (quality: the current verdict)."""
     return Event.objects.select_related("source", "rating_row").prefetch_related(
         Prefetch("interactions", queryset=Interaction.objects.order_by("position")),
         Prefetch(
             "comparisons",
             queryset=Comparison.objects.select_related("interaction_a", "interaction_b"),
         ),
-        current_verdicts_prefetch(),
+        # the current verdict and whatever else the apps above attach (quality provides it)
+        *signals.event_detail_prefetches.call(),
     )
 
 

@@ -15,6 +15,8 @@ that the upper app connects from its `AppConfig.ready()`:
   events quote. Serving provides it; without serving every quoted id is unknown.
 - `event_verdict` (hook): an event's current verdict as the API shows it (None until judged).
   Quality provides it.
+- `event_detail_prefetches` (hook): the `Prefetch`es an event's detail needs from the apps above
+  (its current verdict, which `event_verdict` then reads). Quality provides it.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ served_answers: Hook[Callable[[list[str]], dict[str, tuple[str, str]]]] = Hook(
 event_verdict: Hook[Callable[[Any], dict[str, Any] | None]] = Hook(
     "event_verdict", lambda event: None
 )
+event_detail_prefetches: Hook[Callable[[], list[Any]]] = Hook("event_detail_prefetches", lambda: [])
 
 
 def send_events_stored(*, source_id: int, event_ids: list[int]) -> None:

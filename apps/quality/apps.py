@@ -19,6 +19,12 @@ def _verdict(event: Any) -> dict[str, Any] | None:
     return verdict_as_dict(current[0] if current else None)
 
 
+def _detail_prefetches() -> list[Any]:
+    from apps.quality.selectors import current_verdicts_prefetch
+
+    return [current_verdicts_prefetch()]
+
+
 class QualityConfig(AppConfig):
     name = "apps.quality"
     label = "quality"
@@ -31,3 +37,4 @@ class QualityConfig(AppConfig):
 
         signals.events_stored.connect(_hint_judging, dispatch_uid="quality.hint_judging")
         signals.event_verdict.provide(_verdict)
+        signals.event_detail_prefetches.provide(_detail_prefetches)
