@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from apps.peers.models import FastChatLogCursor, LangfuseScore, OpenWebUIConnector
+from apps.peers.models import FastChatLogCursor, LangfuseScore
 from apps.sources.models import Source
 
 
@@ -32,10 +32,6 @@ def langfuse_scores(
     if data_type:
         qs = qs.filter(data_type=data_type)
     return qs.order_by("-updated_at", "-id")
-
-
-def openwebui_connectors_active() -> QuerySet[OpenWebUIConnector]:
-    return OpenWebUIConnector.objects.filter(is_active=True).select_related("source")
 
 
 def fastchat_cursor(*, path: str) -> FastChatLogCursor | None:

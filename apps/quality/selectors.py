@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from apps.feedback.models import Event
-from apps.quality.models import RaterReputation, RequalifyJob, SpamClassifier, Verdict
+from apps.quality.models import RaterReputation, RequalifyJob, Verdict
 
 
 def verdict_current(*, event_id: int) -> Verdict | None:
@@ -64,10 +64,6 @@ def events_usable() -> QuerySet[Event]:
 
 def rater_reputation(*, rater_hash: str) -> RaterReputation | None:
     return RaterReputation.objects.filter(rater_hash=rater_hash).first()
-
-
-def classifier_versions() -> QuerySet[SpamClassifier]:
-    return SpamClassifier.objects.defer("artifact").order_by("-version")
 
 
 def requalify_jobs() -> QuerySet[RequalifyJob]:

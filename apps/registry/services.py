@@ -26,21 +26,6 @@ def _invalid(field: str, message: str) -> ApplicationError:
     return ApplicationError("The request is invalid; see fields.", fields={field: [message]})
 
 
-def base_model_create(
-    *, name: str, model_id: str, description: str = "", is_default: bool = False
-) -> BaseModel:
-    """Register a base model (an HF id or a local path); IS_DEFAULT takes the default over."""
-    with transaction.atomic():
-        if is_default:
-            BaseModel.objects.filter(is_default=True).update(is_default=False)
-        row = BaseModel(
-            name=name, model_id=model_id, description=description, is_default=is_default
-        )
-        row.full_clean()
-        row.save()
-    return row
-
-
 def checkpoint_name_for_run(run: Any) -> str:
     return f"run-{run.pk}-{run.method}"
 

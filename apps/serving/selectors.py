@@ -170,10 +170,6 @@ def model_name_for(checkpoint: Checkpoint) -> str:
     )
 
 
-def served_answer_list() -> QuerySet[ServedAnswer]:
-    return ServedAnswer.objects.select_related("checkpoint", "experiment", "arm", "source")
-
-
 def experiment_list() -> QuerySet[Experiment]:
     return Experiment.objects.select_related("alias__checkpoint").annotate(
         arm_count=Count("arms", distinct=True)
