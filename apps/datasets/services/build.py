@@ -560,7 +560,6 @@ def _build(version: DatasetVersion, folder: Path, progress: Progress | None) -> 
             "undesirable_weight": u if u is not None else computed[1],
             "weights_from": "recipe" if d is not None or u is not None else "class balance",
         }
-    (folder / "stats.json").write_bytes(orjson.dumps(card, option=orjson.OPT_INDENT_2))
     rel = f"datasets/{version.pk}"
     files: dict[str, Any] = {s: {f: f"{rel}/{s}.{f}" for f in ("jsonl", "parquet")} for s in SPLITS}
     files["manifest"], files["stats"] = f"{rel}/manifest.jsonl", f"{rel}/stats.json"
@@ -578,6 +577,8 @@ def _build(version: DatasetVersion, folder: Path, progress: Progress | None) -> 
             .distinct()
         )
         card["events"] = events
+        # Written once, complete, before the version is marked succeeded.
+        (folder / "stats.json").write_bytes(orjson.dumps(card, option=orjson.OPT_INDENT_2))
         version.content_hash = writer.digest.hexdigest()
         version.rows = dict(writer.counts)
         version.stats, version.files = card, files
@@ -599,4 +600,3 @@ def _build(version: DatasetVersion, folder: Path, progress: Progress | None) -> 
                 "message",
             ]
         )
-    (folder / "stats.json").write_bytes(orjson.dumps(card, option=orjson.OPT_INDENT_2))
