@@ -1,6 +1,7 @@
 """The registry REST API: checkpoints (list, detail, publish, retire), aliases (list, detail,
 set, rollback), base models, and the serving manifest. Thin: validate, call one service or
-selector, serialize. Reads take a login or a secret key; writes an admin's login
+selector, serialize. Reads take a login with a role or a secret key (a key is not told which
+other source's dataset trained a checkpoint); writes an admin's login
 (apps/registry/permissions.py)."""
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import ApiErrorSerializer
+from apps.datasets.selectors import versions_readable_by
 from apps.registry import selectors, services
 from apps.registry.models import Alias, AliasMove, BaseModel, Checkpoint
 from apps.registry.permissions import CanPublish, CanRead
+from apps.sources.models import ApiKey
 
 
 class BaseModelOutputSerializer(serializers.ModelSerializer):
@@ -54,6 +57,21 @@ class CheckpointOutputSerializer(serializers.ModelSerializer):
             "created_at",
             "published_at",
         ]
+
+    def to_representation(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        data = super().to_representation(checkpoint)
+        readable = self.context.get("readable_versions")
+        if readable is not None and checkpoint.dataset_version_id not in (None, *readable):
+            # A key does not learn which of another source's datasets trained the checkpoint.
+            hidden = {
+                "run": None,
+                "dataset_version": None,
+                "dataset_content_hash": "",
+                "recipe": None,
+            }
+            data["run"] = data["dataset_version"] = None
+            data["lineage"] = {**data["lineage"], **hidden}
+        return data
 
     def get_aliases(self, checkpoint: Checkpoint) -> list[str]:
         return [alias.name for alias in checkpoint.aliases.all()]
@@ -101,6 +119,15 @@ class AliasOutputSerializer(serializers.ModelSerializer):
         return target.name if target else None
 
 
+def _key_context(request: Request) -> dict[str, Any]:
+    """For a source's key: the dataset versions it may read (its own source's data alone), so
+    that a checkpoint's lineage names no other source's dataset."""
+    if not isinstance(request.auth, ApiKey):
+        return {}
+    readable = versions_readable_by(source=request.auth.source).values_list("pk", flat=True)
+    return {"readable_versions": set(readable)}
+
+
 def _body(request: Request) -> Any:
     """The JSON body, or {} for a POST without one (`curl -X POST …/publish`)."""
     return request.data if request.META.get("CONTENT_LENGTH", "0") not in ("", "0") else {}
@@ -133,7 +160,9 @@ class CheckpointListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         rows = selectors.checkpoint_list(status=filters.validated_data.get("status", ""))[:500]
-        return Response(CheckpointOutputSerializer(rows, many=True).data)
+        return Response(
+            CheckpointOutputSerializer(rows, many=True, context=_key_context(request)).data
+        )
 
 
 class CheckpointDetailApi(APIView):
@@ -141,7 +170,8 @@ class CheckpointDetailApi(APIView):
 
     @extend_schema(responses={200: CheckpointOutputSerializer, **_errors(404)}, tags=["registry"])
     def get(self, request: Request, ref: str) -> Response:
-        return Response(CheckpointOutputSerializer(selectors.checkpoint_get(ref)).data)
+        checkpoint = selectors.checkpoint_get(ref)
+        return Response(CheckpointOutputSerializer(checkpoint, context=_key_context(request)).data)
 
 
 class CheckpointPublishApi(APIView):

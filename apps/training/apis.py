@@ -1,19 +1,23 @@
 """The training REST API: launch a run (validated before queueing), list, detail (with the loss
 curve), cancel. Launching and cancelling need an admin's login (or training.add_trainingrun);
-reading needs a login or a secret key (apps/registry/permissions.py)."""
+reading needs a login with a role or a secret key (apps/registry/permissions.py); a key sees only
+the runs on dataset versions it may read (its own source's data alone)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.exceptions import ApiErrorSerializer
+from apps.core.exceptions import ApiErrorSerializer, ApplicationError
+from apps.datasets.selectors import versions_readable_by
 from apps.registry.permissions import CanRead, CanTrain
+from apps.sources.models import ApiKey
 from apps.training import selectors, services
 from apps.training.models import TrainingRun
 
@@ -69,6 +73,15 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(response=ApiErrorSerializer) for code in codes}
 
 
+def _visible(request: Request, runs: QuerySet[TrainingRun]) -> QuerySet[TrainingRun]:
+    """A source's key sees the runs on dataset versions it may read (its own source's data
+    alone); a session sees every run."""
+    if not isinstance(request.auth, ApiKey):
+        return runs
+    readable = versions_readable_by(source=request.auth.source).values("pk")
+    return runs.filter(dataset_version__in=readable)
+
+
 class TrainingRunListApi(APIView):
     """GET: runs, newest first. POST: launch one."""
 
@@ -100,7 +113,9 @@ class TrainingRunListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        rows = selectors.training_run_list(status=filters.validated_data.get("status", ""))[:200]
+        rows = _visible(
+            request, selectors.training_run_list(status=filters.validated_data.get("status", ""))
+        )[:200]
         return Response(TrainingRunOutputSerializer(rows, many=True).data)
 
     @extend_schema(
@@ -131,7 +146,12 @@ class TrainingRunDetailApi(APIView):
         responses={200: TrainingRunDetailOutputSerializer, **_errors(404)}, tags=["training"]
     )
     def get(self, request: Request, run_id: int) -> Response:
-        return Response(TrainingRunDetailOutputSerializer(selectors.training_run_get(run_id)).data)
+        run = selectors.training_run_get(run_id)
+        if not _visible(request, TrainingRun.objects.filter(pk=run.pk)).exists():
+            raise ApplicationError(
+                f"There is no training run {run_id!r}.", code="not_found", status_code=404
+            )
+        return Response(TrainingRunDetailOutputSerializer(run).data)
 
 
 class TrainingRunCancelApi(APIView):
