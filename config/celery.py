@@ -27,6 +27,7 @@ app.conf.task_routes = {
     "quality.*": {"queue": "quality"},
     "datasets.*": {"queue": "datasets"},
     "training.run": {"queue": "training"},
+    "judges.gate": {"queue": "training"},  # loads models to answer and judge
     "training.*": {"queue": "default"},
     "curation.*": {"queue": "default"},
     "connectors.*": {"queue": "default"},

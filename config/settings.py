@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "apps.training",
     "apps.evaluation",
     "apps.serving",
+    "apps.judges",
     "apps.site",
 ]
 
@@ -223,6 +224,13 @@ SERVING_DEVICE = env_str("SERVING_DEVICE", "auto")
 SERVING_MAX_MODELS = env_int("SERVING_MAX_MODELS", 4)
 SERVING_DEFAULT_MAX_TOKENS = env_int("SERVING_DEFAULT_MAX_TOKENS", 256)
 SERVING_MAX_TOKENS = env_int("SERVING_MAX_TOKENS", 2048)
+# Judges (docs/judges.md): the offline gate before canary.
+JUDGES_REQUIRE_GATE = env_bool("JUDGES_REQUIRE_GATE", False)  # publish to an alias needs a pass
+JUDGES_GATE_LINE = float(env_str("JUDGES_GATE_LINE", "0.5"))  # pass: lower end above it
+JUDGES_GATE_PROMPTS = env_int("JUDGES_GATE_PROMPTS", 50)
+JUDGES_GATE_MAX_TOKENS = env_int("JUDGES_GATE_MAX_TOKENS", 96)
+JUDGES_GATE_CONCURRENCY = env_int("JUDGES_GATE_CONCURRENCY", 4)
+JUDGES_DEFAULT_JUDGE = env_str("JUDGES_DEFAULT_JUDGE", "")  # blank: the newest reward model
 
 # --- Ingest limits ----------------------------------------------------------------------------
 INGEST_MAX_BATCH_EVENTS = env_int("INGEST_MAX_BATCH_EVENTS", 1000)

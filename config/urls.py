@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("apps.training.urls")),
     path("api/v1/", include("apps.evaluation.urls")),
     path("api/v1/", include("apps.serving.urls")),
+    path("api/v1/", include("apps.judges.urls")),
     path("v1/", include("apps.serving.gateway_urls")),
     # Pages: curators' workbench, datasets, training, checkpoints, leaderboard, experiments.
     path("", include("apps.curation.page_urls")),
@@ -28,6 +29,7 @@ urlpatterns = [
     path("checkpoints/", include("apps.registry.page_urls")),
     path("leaderboard/", include("apps.evaluation.page_urls")),
     path("experiments/", include("apps.serving.page_urls")),
+    path("judges/", include("apps.judges.page_urls")),
     path("api/public/", include("apps.peers.langfuse.urls")),
     path("demo/", include("apps.site.demo_urls")),
 ]

@@ -69,3 +69,37 @@ def rm_run(tiny_model: str, rm_files: dict[str, str], tmp_path_factory: pytest.T
     folder = tmp_path_factory.mktemp("rm-run")
     spec = JobSpec.from_dict(rm_spec_data(tiny_model, rm_files, folder / "out"))
     return run_job(spec)
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_and_builtin_engine(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings.ARTIFACT_ROOT = tmp_path_factory.mktemp("artifacts")
+    settings.VLLM_URL = ""
+    settings.ARTIFACT_S3_URL = ""
+    settings.SERVING_UPSTREAM_URL = ""
+    settings.SERVING_DEVICE = "cpu"
+
+
+@pytest.fixture
+def admin_client(db: Any) -> Any:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", password="pw-boss"))
+    return client
+
+
+@pytest.fixture
+def reward_checkpoint(db: Any, rm_run: Any, tiny_model: str) -> Any:
+    """The session's tiny reward model, registered as a checkpoint of kind reward."""
+    from apps.registry.models import BaseModel, Checkpoint
+
+    base, _ = BaseModel.objects.get_or_create(name="tiny", defaults={"model_id": tiny_model})
+    return Checkpoint.objects.create(
+        name="tiny-rm",
+        kind="reward",
+        base_model=base,
+        method="rm",
+        local_path=str(rm_run.adapter_dir),
+    )
