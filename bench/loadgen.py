@@ -1,6 +1,8 @@
 """The benchmark's load generator: a separate process that posts to the ingest API on loopback.
 
     loadgen.py batch  URL KEY --bodies DIR --concurrency N     closed loop, one body file per request
+    loadgen.py batch  URL KEY --bodies DIR --seconds S --unique  the bodies over and over for S
+                      seconds, `@@R@@` in each replaced by the request's number (new event ids)
     loadgen.py single URL KEY --events FILE --rate R --seconds S  open loop at R requests/s
 
 It prints one JSON object on stdout. Standard library plus orjson only, so that it costs the
@@ -62,12 +64,17 @@ def _progress(done: int, total: int, started: float) -> None:
         sys.stderr.flush()
 
 
-def run_batch(url: str, key: str, bodies: list[Path], concurrency: int) -> dict[str, Any]:
-    """Post every body once, CONCURRENCY at a time; count item statuses from the 207 answers."""
+def run_batch(
+    url: str, key: str, bodies: list[Path], concurrency: int, seconds: float | None = None
+) -> dict[str, Any]:
+    """Post every body once, CONCURRENCY at a time; count item statuses from the 207 answers.
+    With SECONDS: post the bodies round and round until that time is up, each time with
+    `@@R@@` replaced by the request's number (so every event id is new)."""
     loaded = [path.read_bytes() for path in bodies]
     todo: queue.Queue[int] = queue.Queue()
-    for index in range(len(loaded)):
+    for index in range(len(loaded) if seconds is None else 10_000_000):
         todo.put(index)
+    deadline = None if seconds is None else time.perf_counter() + seconds
     lock = threading.Lock()
     statuses: dict[str, int] = {}
     http_codes: dict[str, int] = {}
@@ -83,8 +90,13 @@ def run_batch(url: str, key: str, bodies: list[Path], concurrency: int) -> dict[
             except queue.Empty:
                 return
             sent = time.perf_counter()
+            if deadline is not None and sent >= deadline:
+                return
+            body = loaded[index % len(loaded)]
+            if deadline is not None:
+                body = body.replace(b"@@R@@", str(index).encode())
             try:
-                code, data = client.post(loaded[index])
+                code, data = client.post(body)
             except Exception as exc:  # noqa: BLE001 - a benchmark counts failures, it does not stop
                 with lock:
                     failures.append(repr(exc))
@@ -99,7 +111,7 @@ def run_batch(url: str, key: str, bodies: list[Path], concurrency: int) -> dict[
                 if code != 207 and len(failures) < 5:
                     failures.append(f"HTTP {code}: {data[:300]!r}")
                 done[0] += 1
-                _progress(done[0], len(loaded), started)
+                _progress(done[0], len(loaded) if deadline is None else done[0], started)
 
     started = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
@@ -216,6 +228,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument(
+        "--unique",
+        action="store_true",
+        help="batch: repeat the bodies for --seconds, with @@R@@ made unique per request",
+    )
+    parser.add_argument(
         "--threads", type=int, default=16, help="senders (single); each keeps its connection"
     )
     parser.add_argument(
@@ -226,7 +243,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.mode == "batch":
-        result = run_batch(args.url, args.key, sorted(args.bodies.glob("*.json")), args.concurrency)
+        result = run_batch(
+            args.url,
+            args.key,
+            sorted(args.bodies.glob("*.json")),
+            args.concurrency,
+            args.seconds if args.unique else None,
+        )
     else:
         events = [line for line in args.events.read_bytes().splitlines() if line]
         result = run_single(

@@ -135,9 +135,11 @@ def _reconcile_on_start(sender: Any = None, **_: object) -> None:
 
 class _Hint:
     """A task whose message only says "look in the database": sent at most once per INTERVAL
-    seconds by this process, and not at all for a few seconds after the broker refused one (the
-    periodic drain and the sweeps do the work then). Sending costs the web tier CPU; one drain
-    does the work of every request since the last one."""
+    seconds by this process, only while no other hint for it waits in the queue (a flag in the
+    cache, set with the message and cleared by the task as it starts: so the queue holds at most
+    one, however many web processes), and not at all for a few seconds after the broker refused
+    one (the periodic drain and the sweeps do the work then). One drain does the work of every
+    request since the last one."""
 
     def __init__(self, name: str, interval: float = 0.25, backoff: float = 3.0) -> None:
         self.name = name
@@ -155,6 +157,8 @@ class _Hint:
                 if now < self._next:
                     return False
                 self._next = now + self.interval
+        if not eager and not _flag_hint(self.name):
+            return False  # one is waiting in the queue already
         try:
             if eager:
                 if self.name not in app.tasks:
@@ -167,6 +171,7 @@ class _Hint:
                 raise
             with self._lock:
                 self._next = time.monotonic() + self.backoff
+            hint_taken(self.name)
             logging.getLogger(__name__).warning(
                 "hint not sent; the periodic drain will catch up",
                 extra={"task": self.name, "error": f"{exc.__class__.__name__}: {exc}"},
@@ -176,6 +181,30 @@ class _Hint:
 
 
 _hints: dict[str, _Hint] = {}
+# A hint that was sent but never taken (its message lost) blocks the next ones this long at most;
+# the periodic drain runs meanwhile.
+HINT_FLAG_TTL_S = 30
+
+
+def _flag_hint(name: str) -> bool:
+    """Mark a hint for NAME as queued; False if one already is. Where the cache fails, True: a
+    message too many costs a little; one too few costs time."""
+    from django.core.cache import cache
+
+    try:
+        return bool(cache.add(f"sinkhole:hint:{name}", 1, HINT_FLAG_TTL_S))
+    except Exception:  # noqa: BLE001 - Redis down: send anyway (it fails fast, or gets through)
+        return True
+
+
+def hint_taken(name: str) -> None:
+    """The task NAME starts draining: hints sent from now on must reach the queue again."""
+    from django.core.cache import cache
+
+    try:
+        cache.delete(f"sinkhole:hint:{name}")
+    except Exception:  # noqa: BLE001 - the flag expires on its own
+        logging.getLogger(__name__).warning("hint flag not cleared", extra={"task": name})
 
 
 def send_hint(name: str) -> bool:

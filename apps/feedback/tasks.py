@@ -18,6 +18,9 @@ _RETRY = {"max_retries": 5, "autoretry_for": (Exception,), "retry_backoff": True
 @shared_task(name="feedback.normalize_pending", acks_late=True, time_limit=600, **_RETRY)
 def normalize_pending() -> int:
     """Derive the rows of every new event that has none yet (the hint ingest sends)."""
+    from config.celery import hint_taken
+
+    hint_taken("feedback.normalize_pending")
     return feedback_backlog_normalize()
 
 

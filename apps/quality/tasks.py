@@ -13,7 +13,9 @@ _RETRY = {"max_retries": 5, "autoretry_for": (Exception,), "retry_backoff": True
 def judge_pending() -> dict[str, int]:
     """Judge every new event that has no verdict yet (the hint sent after ingest)."""
     from apps.quality.backlog import quality_backlog_judge
+    from config.celery import hint_taken
 
+    hint_taken("quality.judge_pending")
     summary = quality_backlog_judge()
     return {"judged": summary.judged, "written": summary.written, "skipped": summary.skipped}
 
