@@ -14,14 +14,37 @@ is `_SCANNER.sub`'s, for a fraction of the time."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+_PRIVATE_KEY = (
+    r"-----BEGIN[A-Z ]{0,20}PRIVATE KEY-----"
+    r"(?:[\s\S]*?-----END[A-Z ]{0,20}PRIVATE KEY-----|[\s\S]*)"
+)
+_URL_CREDENTIALS = r"\b[A-Za-z][A-Za-z0-9+.\-]{0,20}://[^\s:/?#@]{1,256}:[^\s/?#@]{1,256}@"
+_STRIPE = r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"
+_AWS_SECRET_PATTERN = r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"  # noqa: S105
+_SSN = r"(?<![\w\-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w\-])"
+_IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
+# "erin at example dot com", "erin [at] example (dot) com": an address spelled out in words.
+_SPELLED_EMAIL = (
+    r"(?i:\b[a-z0-9._%+\-]+[ \t]*[(\[{<]?[ \t]*\bat\b[ \t]*[)\]}>]?[ \t]*[a-z0-9\-]+"
+    r"(?:[ \t]*[(\[{<]?[ \t]*\bdot\b[ \t]*[)\]}>]?[ \t]*[a-z0-9\-]+)*"
+    r"[ \t]*[(\[{<]?[ \t]*\bdot\b[ \t]*[)\]}>]?[ \t]*"
+    # The last word a top-level domain, so that "looked at the dot matrix" stays prose.
+    r"(?:com|org|net|edu|gov|mil|int|info|biz|io|ai|co|me|app|dev|uk|us|ca|au|de|fr|es|it|nl"
+    r"|be|ch|at|se|no|dk|fi|pl|pt|ie|jp|cn|in|br|mx|ru|nz|za|eu)\b)"
+)
+
 _PATTERNS = {
     # Secrets first: a token can contain digit runs that look like phones or cards.
+    "private_key": _PRIVATE_KEY,
+    "url_credentials": _URL_CREDENTIALS,
     "api_key": (
         r"\bsk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}"
         r"|\bAKIA[0-9A-Z]{16}\b"
@@ -31,14 +54,20 @@ _PATTERNS = {
         r"|\bAIza[0-9A-Za-z_\-]{35}"
         r"|\bhf_[A-Za-z0-9]{30,}"
         r"|\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+        f"|{_STRIPE}"
     ),
+    "aws_secret_key": f"{_AWS_SECRET_PATTERN}|{_AWS_SECRET_PATTERN}",
     "bearer_token": r"(?i:\bbearer)\s+[A-Za-z0-9._~+/\-]{16,}=*",
-    "email": r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
+    "email": r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+    f"|{_SPELLED_EMAIL}",
+    "iban": _IBAN,
+    "ssn": _SSN,
     "ip_address": (
         r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.]|\.\d)"
         r"|(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"
     ),
-    "card_number": r"(?<![\w\-])\d(?:[ \-]?\d){12,18}(?![\w\-])",
+    # Groups split by spaces, dashes or dots (no-break spaces are spaces after NFKC).
+    "card_number": r"(?<![\w\-.])\d(?:[ \-.]?\d){12,18}(?![\w\-]|\.\d)",
     "phone": (
         r"(?<![\w+])\+\d{1,3}[\s.\-]?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,4}(?:[\s.\-]?\d{2,4}){1,4}(?!\w)"
         r"|(?<![\w+\-.])\(\d{2,4}\)[\s.\-]?\d{3,4}[\s.\-]\d{3,4}(?!\w)"
@@ -54,16 +83,18 @@ PLACEHOLDERS = {kind: f"[{kind.upper()}]" for kind in _PATTERNS}
 class _Needs:
     """What a text must contain for one alternative to match anywhere in it: each of LITERALS (a
     literal listed twice must occur twice), at least DIGITS decimal digits (`\\d`: any Unicode
-    digit), and, with BEARER, the word "bearer" in any case."""
+    digit), and each of LOWERED in the lower-cased text ("bearer" in any case)."""
 
     literals: tuple[str, ...] = ()
     digits: int = 0
-    bearer: bool = False
+    lowered: tuple[str, ...] = ()
 
 
 # Each kind's top-level alternatives, in order, with their necessary conditions. Joined with
 # "|" they must give _PATTERNS[kind] back exactly (checked below), so the two cannot drift.
 _NEEDS: dict[str, tuple[tuple[str, _Needs], ...]] = {
+    "private_key": ((_PRIVATE_KEY, _Needs(("PRIVATE KEY",))),),
+    "url_credentials": ((_URL_CREDENTIALS, _Needs(("://", "@"))),),
     "api_key": (
         (r"\bsk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}", _Needs(("sk-",))),
         (r"\bAKIA[0-9A-Z]{16}\b", _Needs(("AKIA",))),
@@ -73,9 +104,24 @@ _NEEDS: dict[str, tuple[tuple[str, _Needs], ...]] = {
         (r"\bAIza[0-9A-Za-z_\-]{35}", _Needs(("AIza",))),
         (r"\bhf_[A-Za-z0-9]{30,}", _Needs(("hf_",))),
         (r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", _Needs(("eyJ",))),
+        (_STRIPE, _Needs(("k_",))),
     ),
-    "bearer_token": ((_PATTERNS["bearer_token"], _Needs(bearer=True)),),
-    "email": ((_PATTERNS["email"], _Needs(("@",))),),
+    # A secret access key: 40 characters of mixed case with digits (_accept checks), near the
+    # word "AWS" or "secret" (as in `aws_secret_access_key=`). A bare 40-character run cannot be
+    # told from other random text, and looking for it in every text doubled the cost.
+    "aws_secret_key": (
+        (_AWS_SECRET_PATTERN, _Needs(digits=1, lowered=("aws",))),
+        (_AWS_SECRET_PATTERN, _Needs(digits=1, lowered=("secret",))),
+    ),
+    "bearer_token": ((_PATTERNS["bearer_token"], _Needs(lowered=("bearer",))),),
+    "email": (
+        (r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", _Needs(("@",))),
+        (_SPELLED_EMAIL, _Needs(lowered=("dot",))),
+    ),
+    # The shortest IBANs (Norway: NO93 8601 1117 947) hold 13 digits; letters in a BBAN leave
+    # at least 10.
+    "iban": ((_IBAN, _Needs(digits=10)),),
+    "ssn": ((_SSN, _Needs(digits=9)),),
     "ip_address": (
         (
             r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.]|\.\d)",
@@ -100,6 +146,8 @@ _NEEDS: dict[str, tuple[tuple[str, _Needs], ...]] = {
         ),
     ),
 }
+if list(_NEEDS) != list(_PATTERNS):
+    raise ImportError("redaction: _NEEDS lists the kinds in another order than _PATTERNS")
 for _kind, _alternatives in _NEEDS.items():
     if "|".join(pattern for pattern, _ in _alternatives) != _PATTERNS[_kind]:
         raise ImportError(f"redaction: _NEEDS[{_kind!r}] is out of step with _PATTERNS[{_kind!r}]")
@@ -108,12 +156,12 @@ _ALTERNATIVES = [
     for kind, alternatives in _NEEDS.items()
     for pattern, needs in alternatives
 ]
+if any(needs == _Needs() for _, _, needs in _ALTERNATIVES):
+    raise ImportError("redaction: every alternative needs a condition, or every text is scanned")
 
-# A quick test that lets most texts skip the scanner altogether: a text with none of these (no
-# '@', no digit, none of the strings, no "bearer" in any case) is never scanned. Kept exactly as
-# the regex `[@\d]|sk-|gh|xox|AIza|hf_|eyJ|(?i:bearer)|::` that it replaces.
-_MAYBE_LITERALS = ("@", "sk-", "gh", "xox", "AIza", "hf_", "eyJ", "::")
-# Every (literal, times) that some condition asks about, with its bit in a text's profile.
+# Every (literal, times) that some condition asks about, with its bit in a text's profile; and
+# every lower-cased literal, with its bit. A text that meets no alternative's condition (most
+# texts: no '@', no digit, no "sk-"...) is never scanned.
 _LITERAL_BITS = tuple(
     (1 << bit, literal, times)
     for bit, (literal, times) in enumerate(
@@ -123,17 +171,22 @@ _LITERAL_BITS = tuple(
                 for _, _, needs in _ALTERNATIVES
                 for literal in needs.literals
             }
-            | {(literal, 1) for literal in _MAYBE_LITERALS}
         )
+    )
+)
+_LOWERED_BITS = tuple(
+    (1 << bit, literal)
+    for bit, literal in enumerate(
+        sorted({literal for _, _, needs in _ALTERNATIVES for literal in needs.lowered})
     )
 )
 _MOST_DIGITS_NEEDED = max(needs.digits for _, _, needs in _ALTERNATIVES)
 _DIGIT = re.compile(r"\d")
-_BEARER = re.compile(r"(?i:bearer)")
 _COMPILED = tuple((kind, re.compile(pattern)) for kind, pattern, _ in _ALTERNATIVES)
-# A text's profile (literal bits, digits up to the most any condition asks, "bearer") → the
-# indices of the alternatives that may match in it. Cheap to recompute, so simply bounded.
-_usable_for: dict[tuple[int, int, bool], tuple[int, ...]] = {}
+# A text's profile (literal bits, digits up to the most any condition asks, lower-cased literal
+# bits) → the indices of the alternatives that may match in it. Cheap to recompute, so simply
+# bounded.
+_usable_for: dict[tuple[int, int, int], tuple[int, ...]] = {}
 
 
 def _digits(text: str) -> int:
@@ -149,25 +202,26 @@ def _digits(text: str) -> int:
 
 
 def _usable(text: str) -> tuple[int, ...]:
-    """Indices into _ALTERNATIVES of those that can match somewhere in TEXT, in order (none
-    where the _MAYBE test says the text needs no scan)."""
+    """Indices into _ALTERNATIVES of those that can match somewhere in TEXT, in order."""
     mask = 0
     for bit, literal, times in _LITERAL_BITS:
         if (literal in text) if times == 1 else text.count(literal) >= times:
             mask |= bit
     digits = _digits(text)
-    bearer = "bearer" in text.lower() if text.isascii() else _BEARER.search(text) is not None
-    profile = (mask, digits, bearer)
+    lower = text.lower()
+    lowered = 0
+    for bit, literal in _LOWERED_BITS:
+        if literal in lower:
+            lowered |= bit
+    profile = (mask, digits, lowered)
     found = _usable_for.get(profile)
     if found is None:
         present = {literal: text.count(literal) for _, literal, _ in _LITERAL_BITS}
-        maybe = digits > 0 or bearer or any(present[literal] for literal in _MAYBE_LITERALS)
         found = tuple(
             index
             for index, (_, _, needs) in enumerate(_ALTERNATIVES)
-            if maybe
-            and digits >= needs.digits
-            and (bearer or not needs.bearer)
+            if digits >= needs.digits
+            and all(literal in lower for literal in needs.lowered)
             and all(present[literal] >= needs.literals.count(literal) for literal in needs.literals)
         )
         if len(_usable_for) >= 8192:
@@ -201,6 +255,17 @@ def _is_date(text: str) -> bool:
 
 
 def _accept(kind: str, text: str) -> bool:
+    if kind == "aws_secret_key":
+        # 40 characters of mixed case and digits; a hex digest (git, SHA-1) is one case only.
+        return (
+            any(c.isupper() for c in text)
+            and any(c.islower() for c in text)
+            and any(c.isdigit() for c in text)
+        )
+    if kind == "iban":
+        from stdnum import iban  # the ISO 13616 checksum and each country's length and format
+
+        return iban.is_valid(text)
     if kind == "card_number":
         digits = re.sub(r"\D", "", text)
         return 13 <= len(digits) <= 19 and _luhn_ok(digits) and len(set(digits)) > 1
@@ -223,21 +288,44 @@ def _accept(kind: str, text: str) -> bool:
     return True
 
 
+# Characters that render as nothing: a secret split by them ("sk-\u200bproj-…") still reads
+# whole to anyone who copies it.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200d\u2060-\u2064\ufeff]")
+
+
 def redact_text(text: str, counts: Counter[str]) -> str:
-    """TEXT with its PII replaced; COUNTS gains one per redaction, by kind."""
+    """TEXT with its PII replaced; COUNTS gains one per redaction, by kind. Non-ASCII text is
+    searched in its NFKC form without invisible characters, so fullwidth (`carol＠example.com`),
+    no-break-space-separated or zero-width-split values are found; a text with PII found that
+    way is kept in that form (redacted), any other text exactly as sent."""
     if len(text) > _MEMO_CHARS:
-        return _redact(text, counts)
+        return _redact_any(text, counts)
     # Short strings (keys, roles, model names, tags) repeat endlessly: remember their answer.
     remembered = _memo.get(text)
     if remembered is None:
         tally: Counter[str] = Counter()
-        remembered = (_redact(text, tally), tuple(tally.items()))
+        remembered = (_redact_any(text, tally), tuple(tally.items()))
         if len(_memo) >= _MEMO_SIZE:
             _memo.clear()
         _memo[text] = remembered
     redacted, found = remembered
     for kind, count in found:
         counts[kind] += count
+    return redacted
+
+
+def _redact_any(text: str, counts: Counter[str]) -> str:
+    if text.isascii():
+        return _redact(text, counts)
+    visible = _INVISIBLE.sub("", text) if _INVISIBLE.search(text) else text
+    if visible is text and unicodedata.is_normalized("NFKC", text):
+        return _redact(text, counts)
+    plain = unicodedata.normalize("NFKC", visible)
+    tally: Counter[str] = Counter()
+    redacted = _redact(plain, tally)
+    if not tally:
+        return text
+    counts.update(tally)
     return redacted
 
 
@@ -291,44 +379,97 @@ def _replacement(kind: str, value: str, counts: Counter[str]) -> str:
     return PLACEHOLDERS[kind]
 
 
-# Keys whose values are identifiers, not free text written by a person.
-_STRUCTURAL = frozenset(
+# What must never leave in a published dataset, redaction or not (a source that opted out, a
+# curator's gold reply, an event stored before a kind was known): secrets and payment cards.
+SECRET_KINDS = frozenset(
     {
-        "type",
-        "id",
-        "rater",
-        "model",
-        "checkpoint",
-        "role",
-        "licence",
-        "timestamp",
-        "choice",
-        "ranking",
-        "interaction_id",
+        "private_key",
+        "url_credentials",
+        "api_key",
+        "aws_secret_key",
+        "bearer_token",
+        "card_number",
+        "iban",
+        "ssn",
     }
 )
 
 
+def find_secrets(text: str) -> dict[str, int]:
+    """The SECRET_KINDS found in TEXT, by kind, as redaction would count them."""
+    counts: Counter[str] = Counter()
+    _redact_any(text, counts)
+    return {kind: n for kind, n in counts.items() if kind in SECRET_KINDS}
+
+
+# Keys whose values are references or enumerations, not text a person wrote: the checkpoint and
+# the gateway's answer id must resolve as sent, and the rater is replaced by its keyed hash.
+# Everything else is redacted: texts, tags, metadata (keys, values, numbers), and the model,
+# licence and client id too (a front-end may put an e-mail address anywhere).
+_STRUCTURAL = frozenset(
+    {"type", "rater", "checkpoint", "role", "timestamp", "choice", "ranking", "interaction_id"}
+)
+
+
 def redact_event(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
-    """A copy of the raw event with PII redacted in every free-text value (messages, responses,
-    comments, edits, tags, metadata: values and keys), and the counts by kind."""
+    """A copy of the raw event with PII redacted in every value but references (see
+    _STRUCTURAL): messages, responses, comments, edits, tags, model, licence, the client id,
+    metadata keys and values, and numbers that are card (Luhn) or phone numbers. Counts by kind.
+
+    A client id with PII becomes its redacted text plus a keyed digest of the original, so that
+    a retry of the same event is still recognised and two ids never become one."""
     counts: Counter[str] = Counter()
     redacted = {
         key: value if key in _STRUCTURAL else _walk(value, counts) for key, value in payload.items()
     }
+    client_id = payload.get("id")
+    if isinstance(client_id, str) and redacted.get("id") != client_id:
+        redacted["id"] = f"{redacted['id']}~{_digest(client_id)}"
     return redacted, dict(counts)
+
+
+def _digest(value: str) -> str:
+    from django.conf import settings
+
+    key = settings.RATER_HASH_KEY.encode()
+    return hashlib.blake2b(value.encode(), key=key[:64], digest_size=8).hexdigest()
+
+
+def _redact_number(value: int, counts: Counter[str]) -> int | str:
+    """A JSON number that is a payment card (13-19 digits, Luhn) or a phone number in
+    international form (10-15 digits that libphonenumber calls valid) → its placeholder."""
+    if value < 10**9 or value >= 10**19:
+        return value
+    digits = str(value)
+    if len(digits) >= 13 and _luhn_ok(digits) and len(set(digits)) > 1:
+        counts["card_number"] += 1
+        return PLACEHOLDERS["card_number"]
+    if len(digits) <= 15:
+        import phonenumbers
+
+        try:
+            number = phonenumbers.parse(f"+{digits}")
+        except phonenumbers.NumberParseException:
+            return value
+        if phonenumbers.is_valid_number(number):
+            counts["phone"] += 1
+            return PLACEHOLDERS["phone"]
+    return value
 
 
 def _walk(value: Any, counts: Counter[str]) -> Any:
     # Strings are most of what is walked: they go straight to redact_text, not through a call.
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return redact_text(value, counts)
-    if isinstance(value, list):
+    if kind is int:
+        return _redact_number(value, counts) if value >= 10**9 else value
+    if kind is list:
         return [
             redact_text(item, counts) if type(item) is str else _walk(item, counts)
             for item in value
         ]
-    if isinstance(value, dict):
+    if kind is dict:
         out: dict[str, Any] = {}
         for key, item in value.items():
             # Keys are free text too ({"jane@example.org": …}); two that redact alike both stay.

@@ -94,6 +94,53 @@ REDACTED = {
         "curl -H 'authorization: [BEARER_TOKEN]'",
         "bearer_token",
     ),
+    # what slipped through before: other spellings of the same values
+    "card-dotted": ("card 4111.1111.1111.1111 ok", "card [CARD_NUMBER] ok", "card_number"),
+    "card-no-break-spaces": (
+        "card 4111\u00a01111\u00a01111\u00a01111",
+        "card [CARD_NUMBER]",
+        "card_number",
+    ),
+    "card-narrow-no-break-spaces": (
+        "4111\u202f1111\u202f1111\u202f1111",
+        "[CARD_NUMBER]",
+        "card_number",
+    ),
+    "email-fullwidth-at": ("mail carol\uff20example.com", "mail [EMAIL]", "email"),
+    "email-zero-width-split": ("mail ca\u200brol@exa\u200bmple.com", "mail [EMAIL]", "email"),
+    "email-spelled-out": ("write erin at example dot com", "write [EMAIL]", "email"),
+    "email-spelled-brackets": ("erin [at] example [dot] co [dot] uk!", "[EMAIL]!", "email"),
+    "openai-key-zero-width": (
+        "key sk-\u200bproj-abcdefghijklmnopqrstuvwx",
+        "key [API_KEY]",
+        "api_key",
+    ),
+    "ssn": ("my SSN is 123-45-6789.", "my SSN is [SSN].", "ssn"),
+    "iban-spaced": ("IBAN DE89 3704 0044 0532 0130 00 please", "IBAN [IBAN] please", "iban"),
+    "iban-solid": ("pay GB82WEST12345698765432", "pay [IBAN]", "iban"),
+    "aws-secret-key": (
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "aws_secret_access_key = [AWS_SECRET_KEY]",
+        "aws_secret_key",
+    ),
+    "private-key-block": (
+        "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\nbye",
+        "key:\n[PRIVATE_KEY]\nbye",
+        "private_key",
+    ),
+    "private-key-unterminated": (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA",
+        "[PRIVATE_KEY]",
+        "private_key",
+    ),
+    "url-with-password": (
+        "db postgres://admin:hunter2@db.example.com:5432/app",
+        "db [URL_CREDENTIALS]db.example.com:5432/app",
+        "url_credentials",
+    ),
+    "stripe-key": ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "[API_KEY]", "api_key"),
+    "stripe-restricted-key": ("rk_test_4eC39HqLyjWDarjtT1zdp7dc", "[API_KEY]", "api_key"),
+    "google-api-key": ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "[API_KEY]", "api_key"),
 }
 
 
@@ -140,6 +187,13 @@ KEPT = {
     "bearer-in-prose": "the bearer of bad news",
     "sk-short": "sk-learn is short",
     "at-sign-alone": "meet @ noon, @handle",
+    "at-and-dot-in-prose": "we looked at the dot matrix printer; meet at home, dot the i",
+    "hex-digest-40": "sha1 0123456789abcdef0123456789abcdef01234567 ok",
+    "long-word-40-no-digits": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN",
+    "iban-bad-checksum": "DE89 3704 0044 0532 0130 01",
+    "ssn-impossible-area": "666-12-3456 and 900-12-3456 and 123-00-4567",
+    "url-without-password": "see https://example.com:8080/x?y=1",
+    "fullwidth-text-without-pii": "ＡＢＣ　ｄｅｆ and ﬁne ligatures",
 }
 
 
@@ -184,14 +238,36 @@ def test_two_metadata_keys_that_redact_alike_are_both_kept() -> None:
     assert counts == {"email": 2}
 
 
-def test_it_leaves_identifiers_alone() -> None:
+def test_it_leaves_references_alone_and_redacts_the_model_licence_and_id() -> None:
     event = rating(
-        id="evt-192.168.1.1",
-        model="llama3.1:8b",
+        id="evt:jane@example.org",
+        model="llama3.1:8b for bob@example.org",
         checkpoint="ckpt-555-123-4567",
-        licence="CC-BY-4.0",
+        licence="CC-BY-4.0 (ask carol@example.org)",
         timestamp="2026-01-31T12:00:00Z",
     )
+
+    redacted, counts = redact_event(event)
+
+    assert redacted["checkpoint"] == "ckpt-555-123-4567"
+    assert redacted["timestamp"] == event["timestamp"]
+    assert redacted["model"] == "llama3.1:8b for [EMAIL]"
+    assert redacted["licence"] == "CC-BY-4.0 (ask [EMAIL])"
+    assert redacted["id"].startswith("evt:[EMAIL]~") and "jane" not in redacted["id"]
+    assert counts == {"email": 3}
+
+
+def test_a_redacted_client_id_stays_one_per_event_and_stable_for_retries() -> None:
+    first = redact_event(rating(id="jane@example.org"))[0]["id"]
+    again = redact_event(rating(id="jane@example.org"))[0]["id"]
+    other = redact_event(rating(id="john@example.org"))[0]["id"]
+
+    assert first == again
+    assert first != other
+
+
+def test_a_clean_model_licence_and_id_are_kept_as_sent() -> None:
+    event = rating(id="evt-192.168-1", model="llama3.1:8b", licence="CC-BY-4.0")
 
     redacted, counts = redact_event(event)
 
@@ -261,3 +337,28 @@ def test_a_source_that_opts_out_keeps_the_text_as_sent(make_source: Any, client:
         event.payload["rater"] == rater_hash(raw.source.pk, "jane@example.org") == event.rater_hash
     )
     assert "jane@example.org" not in event.rater_hash
+
+
+def test_numbers_that_are_cards_or_phone_numbers_are_redacted_in_metadata() -> None:
+    metadata = {
+        "card": 4111111111111111,
+        "phone": 14155552671,
+        "nested": [{"uk_phone": 442079460958}],
+        "unix_time": 1700000000,
+        "unix_ms": 1700000000000,
+        "order": 123456789,
+        "ratio": 0.5,
+    }
+
+    redacted, counts = redact_event(rating(metadata=metadata))
+
+    assert redacted["metadata"] == {
+        "card": "[CARD_NUMBER]",
+        "phone": "[PHONE]",
+        "nested": [{"uk_phone": "[PHONE]"}],
+        "unix_time": 1700000000,
+        "unix_ms": 1700000000000,
+        "order": 123456789,
+        "ratio": 0.5,
+    }
+    assert counts == {"card_number": 1, "phone": 2}

@@ -51,6 +51,7 @@ from apps.datasets.mining import (
     thumbs_pairs,
 )
 from apps.datasets.models import RECIPE_OPTIONS, DatasetVersion, EvalSet, ManifestEntry
+from apps.datasets.services.publish_scan import refuse_rows_with_secrets
 from apps.datasets.text import (
     NearDuplicates,
     key64,
@@ -538,6 +539,8 @@ def _build(version: DatasetVersion, folder: Path, progress: Progress | None) -> 
     finally:
         writer.close()
 
+    reporter.report(0.91, "scanning rows for secrets")
+    refuse_rows_with_secrets(folder)
     reporter.report(0.92, "writing Parquet")
     for split in SPLITS:
         jsonl_to_parquet(

@@ -135,8 +135,11 @@ def _prepare(
         )
         return ItemResult(index, ERROR, client_id=client_id, code="invalid", errors=errors)
     payload = dict(item)
+    if event.id:
+        payload["id"] = event.id  # in NFC, as validated
     redactions: dict[str, int] = {}
     if source.redact_pii:
+        # Every field but references: the id, model and licence columns come from its answer.
         payload, redactions = redact_event(payload)
     if served is not None:
         errors = _attach_answers(event, payload, served)
@@ -145,7 +148,7 @@ def _prepare(
     hashed_rater = rater_hash(source.pk, event.rater) if event.rater else ""
     if event.rater:
         payload["rater"] = hashed_rater
-    client_id = event.id or f"sinkhole-{uuid.uuid4().hex}"
+    client_id = payload.get("id") or f"sinkhole-{uuid.uuid4().hex}"
     payload["id"] = client_id
     raw = orjson.dumps(payload)
     # The bytes \u0000 also appear where a text merely mentions that escape: look for a real NUL.
@@ -164,11 +167,11 @@ def _prepare(
         type=event.type,
         payload=raw,
         rater_hash=hashed_rater,
-        model=payload.get("model") or "" if served else event.model or "",
+        model=payload.get("model") or "",
         checkpoint=payload.get("checkpoint") or "" if served else event.checkpoint or "",
         status=QUARANTINED if source.hold_for_review else ACCEPTED,
         consent=source.default_consent if event.consent is None else event.consent,
-        licence=event.licence if event.licence is not None else source.default_licence,
+        licence=payload["licence"] if event.licence is not None else source.default_licence,
         redactions=orjson.dumps(redactions),
         occurred_at=event.timestamp,
     )
