@@ -1,5 +1,4 @@
-"""Writes of the quality app: judging events, curators overruling verdicts, training the
-classifier, and replaying history.
+"""Judging events: the filters' verdicts, the signals they leave, and the raters' reputations.
 
 A verdict is never edited: a new judgement adds a row and moves the event's `is_current` flag to
 it, so the history of an event's verdicts stays readable. Judging is idempotent: an event whose
@@ -8,11 +7,9 @@ reaches the same outcome writes nothing. A curator's verdict stands until a cura
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,27 +22,9 @@ from apps.quality import conf
 from apps.quality.filters import get_filters
 from apps.quality.filters.base import Batch
 from apps.quality.history import DbHistory
-from apps.quality.models import (
-    CuratorLabel,
-    EventSignal,
-    RaterReputation,
-    RequalifyJob,
-    SpamClassifier,
-    Verdict,
-    VerdictOverride,
-    VoteSignal,
-)
-from apps.quality.pipeline import (
-    ACTION_OF,
-    Judgement,
-    judge,
-    make_view,
-    pipeline_version,
-    versions_of,
-)
-from apps.quality.text import bands, event_texts, to_signed
-
-logger = logging.getLogger(__name__)
+from apps.quality.models import EventSignal, RaterReputation, Verdict, VoteSignal
+from apps.quality.pipeline import Judgement, judge, make_view, pipeline_version, versions_of
+from apps.quality.text import bands, to_signed
 
 FLAGGED = ("quarantined", "rejected")
 _EVENT_FIELDS = (
@@ -402,224 +381,3 @@ def _update_reputations(
                     for r in changed
                 ],
             )
-
-
-# --- curators ------------------------------------------------------------------------------------
-
-
-def verdict_override(
-    *,
-    event_id: int,
-    status: str,
-    curator: Any = None,
-    note: str = "",
-    label: str | None = None,
-) -> Verdict:
-    """A curator sets EVENT_ID's status, overruling the filters. The event's rater text becomes a
-    training label for the classifier: LABEL, or by default ham when accepted and spam when not."""
-    if status not in Verdict.Status.values:
-        raise ValueError(f"status must be one of {', '.join(Verdict.Status.values)}")
-    if label is not None and label not in CuratorLabel.Label.values:
-        raise ValueError("label must be 'spam' or 'ham'")
-    with transaction.atomic():
-        event = Event.objects.only(*_EVENT_FIELDS).get(pk=event_id)
-        old = Verdict.objects.select_for_update().filter(event=event, is_current=True).first()
-        if old is not None:
-            old.is_current = False
-            old.save(update_fields=["is_current"])
-        who = getattr(curator, "username", "") or "a curator"
-        sentence = f"{who} set this to {status}" + (f": {note}" if note else ".")
-        verdict = Verdict(
-            event=event,
-            status=status,
-            score=0.0 if status == "accepted" else 1.0,
-            trust_weight=1.0 if status == "accepted" else 0.0,
-            reasons=[{"code": "curator.override", "message": sentence, "filter": "curator"}],
-            filters={"curator": {"version": "1", "action": ACTION_OF[status]}},
-            pipeline_version=old.pipeline_version if old else "curator",
-            origin=Verdict.Origin.CURATOR,
-            curator=curator,
-        )
-        verdict.full_clean()
-        verdict.save()
-        override = VerdictOverride(
-            event=event, overruled=old, verdict=verdict, status=status, note=note, curator=curator
-        )
-        override.full_clean()
-        override.save()
-        text = event_texts(event.payload).rater_text.strip()
-        if text:
-            CuratorLabel.objects.create(
-                text=text,
-                label=label or ("ham" if status == "accepted" else "spam"),
-                origin=CuratorLabel.Origin.OVERRIDE,
-                event=event,
-                override=override,
-                curator=curator,
-            )
-        view = make_view(
-            id=event.id,
-            source_id=event.source_id,
-            payload=event.payload,
-            rater_hash=event.rater_hash,
-            ip_hash=event.ip_hash,
-            status=event.status,
-            occurred_at=event.occurred_at,
-            received_at=event.received_at,
-        )
-        before = None if old is None else {"status": old.status}
-        judgement = Judgement(
-            event_id=event.id,
-            status=status,
-            score=verdict.score,
-            trust_weight=verdict.trust_weight,
-            reasons=verdict.reasons,
-            filters={},
-            pipeline_version="",
-        )
-        _update_reputations([view], [(view, judgement, before)], None)
-        if view.votes:
-            VoteSignal.objects.filter(event_id=event.id).update(counted=status == "accepted")
-    return verdict
-
-
-def curator_label_add(
-    *, text: str, label: str, curator: Any = None, event_id: int | None = None
-) -> CuratorLabel:
-    """A curator's spam/ham judgement on a text without overruling any verdict (e.g. a review)."""
-    row = CuratorLabel(
-        text=text.strip(),
-        label=label,
-        origin=CuratorLabel.Origin.REVIEW,
-        event_id=event_id,
-        curator=curator,
-    )
-    row.full_clean()
-    row.save()
-    return row
-
-
-# --- the classifier ------------------------------------------------------------------------------
-
-
-def classifier_train(
-    *, force: bool = False, min_new_labels: int | None = None, seed: int = 0
-) -> SpamClassifier | None:
-    """Train a new classifier version on the seed corpus plus every curator label (the newest
-    label of a text wins) and make it the active one. Without FORCE nothing happens until
-    MIN_NEW_LABELS labels (default `QUALITY_RETRAIN_MIN_NEW_LABELS`) arrived since the active version."""
-    from apps.quality import spam_model
-
-    active = SpamClassifier.objects.filter(is_active=True).only("version", "last_label_id").first()
-    newest = CuratorLabel.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    wanted = conf.get("RETRAIN_MIN_NEW_LABELS") if min_new_labels is None else min_new_labels
-    if not force:
-        fresh = CuratorLabel.objects.filter(id__gt=active.last_label_id if active else 0).count()
-        if fresh < max(1, wanted):
-            return None
-    labelled: dict[str, bool] = {}
-    for text, label in CuratorLabel.objects.order_by("id").values_list("text", "label"):
-        labelled[text] = label == "spam"
-    seed_rows = spam_model.seed_corpus()
-    texts = [t for t, _ in seed_rows] + list(labelled)
-    labels = [s for _, s in seed_rows] + list(labelled.values())
-    in_domain = [False] * len(seed_rows) + [True] * len(labelled)
-    version = (
-        SpamClassifier.objects.order_by("-version").values_list("version", flat=True).first() or 0
-    ) + 1
-    model = spam_model.train(texts, labels, version=f"v{version}", in_domain=in_domain, seed=seed)
-    counts = Counter(
-        ("curator" if d else "seed") + ("_spam" if s else "_ham")
-        for d, s in zip(in_domain, labels, strict=True)
-    )
-    with transaction.atomic():
-        SpamClassifier.objects.filter(is_active=True).update(is_active=False)
-        row = SpamClassifier(
-            version=version,
-            is_active=True,
-            artifact=model.dumps(),
-            threshold=model.threshold,
-            trained_on=dict(counts),
-            metrics=model.metrics,
-            last_label_id=newest,
-        )
-        row.full_clean(exclude=["artifact"])
-        row.save()
-    logger.info(
-        "trained spam classifier",
-        extra={"version": version, "trained_on": dict(counts), "metrics": model.metrics},
-    )
-    return row
-
-
-# --- replay --------------------------------------------------------------------------------------
-
-
-def requalify_job_create(
-    *, since: datetime | None = None, filter_names: list[str] | None = None
-) -> RequalifyJob:
-    """A job that re-judges every event (received SINCE) with today's filters (or FILTER_NAMES)."""
-    names = sorted(set(filter_names or []))
-    get_filters(names)  # unknown names fail here, before anything is queued
-    job = RequalifyJob(since=since, filter_names=names)
-    job.full_clean()
-    job.save()
-    return job
-
-
-def requalify_job_run(
-    *, job_id: int, chunk_size: int = 2000, progress: Callable[[RequalifyJob], None] | None = None
-) -> RequalifyJob:
-    """Run (or resume) a replay job from its cursor, chunk by chunk, saving progress after each;
-    it stops between chunks when the job is cancelled."""
-    job = RequalifyJob.objects.get(pk=job_id)
-    if job.status in (RequalifyJob.Status.DONE, RequalifyJob.Status.CANCELLED):
-        return job
-    events = Event.objects.all()
-    if job.since is not None:
-        events = events.filter(received_at__gte=job.since)
-    job.status, job.error = RequalifyJob.Status.RUNNING, ""
-    job.started_at = job.started_at or timezone.now()
-    if not job.total:
-        job.total = events.count()
-    job.save(update_fields=["status", "error", "started_at", "total"])
-    try:
-        while True:
-            ids = list(
-                events.filter(id__gt=job.cursor)
-                .order_by("id")
-                .values_list("id", flat=True)[:chunk_size]
-            )
-            if not ids:
-                break
-            summary = quality_events_judge(
-                event_ids=ids, force=True, only=job.filter_names or None, followups=False
-            )
-            job.cursor, job.done, job.changed = (
-                ids[-1],
-                job.done + len(ids),
-                job.changed + summary.changed,
-            )
-            job.save(update_fields=["cursor", "done", "changed"])
-            if progress is not None:
-                progress(job)
-            if RequalifyJob.objects.filter(
-                pk=job.pk, status=RequalifyJob.Status.CANCELLED
-            ).exists():
-                job.status = RequalifyJob.Status.CANCELLED
-                return job
-    except Exception as exc:
-        job.status, job.error = RequalifyJob.Status.FAILED, f"{type(exc).__name__}: {exc}"
-        job.save(update_fields=["status", "error"])
-        raise
-    job.status, job.finished_at = RequalifyJob.Status.DONE, timezone.now()
-    job.save(update_fields=["status", "finished_at"])
-    return job
-
-
-def requalify_job_cancel(*, job_id: int) -> RequalifyJob:
-    job = RequalifyJob.objects.get(pk=job_id)
-    if job.status in (RequalifyJob.Status.QUEUED, RequalifyJob.Status.RUNNING):
-        job.status = RequalifyJob.Status.CANCELLED
-        job.save(update_fields=["status"])
-    return job
