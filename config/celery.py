@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging, worker_ready
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -83,7 +84,7 @@ app.conf.beat_schedule = {
     },
     "quality-retrain-classifier": {
         "task": "quality.retrain_classifier",
-        "schedule": float(os.environ.get("QUALITY_RETRAIN_SECONDS", "3600")),
+        "schedule": float(settings.QUALITY_RETRAIN_SECONDS),
         "options": {"queue": "quality"},
     },
 }
