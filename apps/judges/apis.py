@@ -1,24 +1,46 @@
 """The judges REST API, under /api/v1/: judges (list, register, detail), audits (run on a
 dataset version's test split or the stored preference events, list) and offline gates (queue,
 detail). Reads take a login with a role or a secret key; writes an admin's login (the
-registry's permissions: a judge decides what reaches users)."""
+registry's permissions: a judge decides what reaches users). A key reads only its own source's
+data: audits (measured on every source's people) are for logins, and a key sees the gate runs
+on dataset versions it may read."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.exceptions import ApiErrorSerializer
+from apps.core.exceptions import ApiErrorSerializer, ApplicationError
+from apps.curation.roles import has_role
+from apps.datasets.selectors import versions_readable_by
 from apps.judges import pairs as pair_sources
 from apps.judges import selectors, services
 from apps.judges.models import GateRun, Judge, JudgeAudit
 from apps.registry.permissions import CanPublish, CanRead
+from apps.sources.models import ApiKey
+
+
+class _PeopleRead(BasePermission):
+    message = "Audits are measured on every source's feedback: a login with a role reads them."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return not isinstance(request.auth, ApiKey) and has_role(request.user)
+
+
+def _gates_visible(request: Request, gates: QuerySet[GateRun]) -> QuerySet[GateRun]:
+    """A key sees the gate runs on dataset versions it may read (their prompts are its own)."""
+    if not isinstance(request.auth, ApiKey):
+        return gates
+    readable = versions_readable_by(source=request.auth.source).values("pk")
+    return gates.filter(dataset_version__in=readable)
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -127,7 +149,7 @@ class JudgeAuditApi(APIView):
             return attrs
 
     def get_permissions(self) -> list[Any]:
-        return [CanRead()] if self.request.method == "GET" else [CanPublish()]
+        return [_PeopleRead()] if self.request.method == "GET" else [CanPublish()]
 
     @extend_schema(responses={200: AuditOutputSerializer(many=True)}, tags=["judges"])
     def get(self, request: Request, ref: str) -> Response:
@@ -177,7 +199,8 @@ class GateListApi(APIView):
 
     @extend_schema(responses={200: GateOutputSerializer(many=True)}, tags=["judges"])
     def get(self, request: Request) -> Response:
-        return Response(GateOutputSerializer(selectors.gate_run_list()[:100], many=True).data)
+        gates = _gates_visible(request, selectors.gate_run_list())[:100]
+        return Response(GateOutputSerializer(gates, many=True).data)
 
     @extend_schema(
         request=GateInputSerializer,
@@ -214,4 +237,7 @@ class GateDetailApi(APIView):
 
     @extend_schema(responses={200: GateOutputSerializer, **_errors(404)}, tags=["judges"])
     def get(self, request: Request, pk: int) -> Response:
-        return Response(GateOutputSerializer(selectors.gate_run_get(pk)).data)
+        gate = selectors.gate_run_get(pk)
+        if not _gates_visible(request, GateRun.objects.filter(pk=gate.pk)).exists():
+            raise ApplicationError(f"There is no gate run {pk}.", code="not_found", status_code=404)
+        return Response(GateOutputSerializer(gate).data)

@@ -41,6 +41,7 @@ from apps.datasets.services import dataset_version_create
 from apps.datasets.services.build import dataset_version_build
 from apps.feedback.services.ingest import feedback_ingest
 from apps.feedback.services.normalize import feedback_events_normalize
+from apps.judges.models import GateRun, Judge
 from apps.peers.models import LangfuseScore
 from apps.quality.services import quality_events_judge
 from apps.registry.models import Alias, BaseModel, Checkpoint
@@ -190,6 +191,17 @@ MATRIX: dict[str, dict[str, Rule]] = {
     "experiments/new": {"GET": r(ADMINS), "POST": r(ADMINS)},
     "experiments/<str:ref>/": {"GET": r(STAFF)},
     "experiments/<str:ref>/<slug:action>": {"POST": r(ADMINS)},
+    # --- judges and the offline gate ---------------------------------------------------------
+    "api/v1/judges": {"GET": r(SECRET_KEYS | STAFF), "POST": r(ADMINS)},
+    "api/v1/judges/<str:ref>": {"GET": r(SECRET_KEYS | STAFF)},
+    "api/v1/judges/<str:ref>/audits": {"GET": r(STAFF), "POST": r(ADMINS)},
+    "api/v1/gates": {"GET": r(SECRET_KEYS | STAFF, sees=OWN_DATA, shows=True), "POST": r(ADMINS)},
+    "api/v1/gates/<int:pk>": {"GET": r(OWN_DATA, shows=True)},
+    "judges/": {"GET": r(STAFF)},
+    "judges/gates/new": {"GET": r(STAFF), "POST": r(ADMINS)},
+    "judges/gates/<int:pk>/": {"GET": r(STAFF, shows=True)},
+    "judges/<str:ref>/": {"GET": r(STAFF)},
+    "judges/<str:ref>/audit": {"POST": r(ADMINS)},
     "v1/chat/completions": {"POST": r(SECRET_KEYS)},
     "v1/models": {"GET": r(SECRET_KEYS)},
     # --- the Langfuse-compatible API (Basic auth: the source's pk as user, sk as password) ---
@@ -224,6 +236,7 @@ PARAM_OVERRIDES: dict[str, dict[str, str]] = {
     "api/v1/experiments/<str:ref>": {"ref": "ab"},
 }
 EXPERIMENT_PATTERNS = re.compile(r"experiments/<str:ref>")
+JUDGE_PATTERNS = re.compile(r"judges/<str:ref>")
 
 
 # --- the world: rows of two sources, users in each role ----------------------------------------
@@ -332,6 +345,16 @@ def world(settings: Any, tmp_path: Path) -> World:
             serving_services.ArmSpec(checkpoint="tiny-lora"),
         ],
     )
+    judge = Judge.objects.create(name="length-rule", kind="rule", config={})
+    gate = GateRun.objects.create(
+        candidate=Checkpoint.objects.get(name="tiny-lora"),
+        against=base,
+        against_alias="production",
+        judge=judge,
+        dataset_version=own_version,
+        status="passed",
+        results={"worst_losses": [{"prompt": f"{MARK} prompt of the own source"}]},
+    )
     LangfuseScore.objects.create(
         source=own,
         score_id=f"{MARK}-score",
@@ -351,6 +374,7 @@ def world(settings: Any, tmp_path: Path) -> World:
             "ref": "tiny-lora",
             "name": "production",
             "score_id": f"{MARK}-score",
+            "pk": str(gate.pk),
             "action": "start",
             "object_id": "1",
             "content_type_id": "1",
@@ -396,6 +420,8 @@ def fill(pattern: str, params: dict[str, str]) -> str:
     values = {**params, **PARAM_OVERRIDES.get(pattern, {})}
     if EXPERIMENT_PATTERNS.search(pattern) and "ref" not in PARAM_OVERRIDES.get(pattern, {}):
         values["ref"] = "ab"
+    if JUDGE_PATTERNS.search(pattern):
+        values["ref"] = "length-rule"
     if pattern.startswith("admin/^") or "(?P<" in pattern:  # the admin's regex patterns
         path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: values[m.group(1)], pattern)
         path = path.replace("^", "").replace("$", "").replace(".*", "")
