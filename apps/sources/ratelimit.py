@@ -22,6 +22,7 @@ from typing import Any
 from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 
+from apps.core import metrics
 from apps.sources.hashing import rater_hash
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,6 @@ class _Fallback:
         return failed is not None and time.monotonic() - failed < RETRY_REDIS_AFTER_S
 
     def record(self, exc: BaseException) -> None:
-        from apps.core import metrics
-
         now = time.monotonic()
         with self.lock:
             self.failed_at = now
