@@ -18,8 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.ids import parse_id
 from apps.core.exceptions import ApiErrorSerializer
+from apps.core.ids import parse_id
 from apps.curation import selectors, services
 from apps.curation.filters import clean_filters
 from apps.curation.models import Decision
@@ -44,9 +44,9 @@ class IsCurator(IsPerson):
 
 
 class DecisionOutputSerializer(serializers.ModelSerializer):
-    user = serializers.CharField(source="user.username", default=None)
-    undone_by = serializers.CharField(source="undone_by.username", default=None)
-    verdict_status = serializers.CharField(source="verdict.status", default=None)
+    user = serializers.CharField(source="user.username", default=None, allow_null=True)
+    undone_by = serializers.CharField(source="undone_by.username", default=None, allow_null=True)
+    verdict_status = serializers.CharField(source="verdict.status", default=None, allow_null=True)
 
     class Meta:
         model = Decision

@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 
 from apps.core.exceptions import ApplicationError
 from apps.core.ids import parse_id
+from apps.core.openapi import cursor_page_of, results_of
 from apps.core.parsers import OrjsonParser
 from apps.datasets import selectors
 from apps.datasets.mining import RULES
@@ -232,7 +233,11 @@ class RecipeListApi(APIView):
     permission_classes = [_needs("datasets.add_recipe")]
     parser_classes = [OrjsonParser]
 
-    @extend_schema(responses=RecipeOutputSerializer(many=True), tags=["datasets"])
+    @extend_schema(
+        operation_id="v1_recipes_list",
+        responses=results_of(RecipeOutputSerializer, "RecipeList"),
+        tags=["datasets"],
+    )
     def get(self, request: Request) -> Response:
         return Response({"results": RecipeOutputSerializer(_recipes(request), many=True).data})
 
@@ -311,7 +316,11 @@ class EvalSetListApi(APIView):
     permission_classes = [_needs("datasets.add_evalset", keys_read=False)]
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(responses=EvalSetOutputSerializer(many=True), tags=["datasets"])
+    @extend_schema(
+        operation_id="v1_eval_sets_list",
+        responses=results_of(EvalSetOutputSerializer, "EvalSetList"),
+        tags=["datasets"],
+    )
     def get(self, request: Request) -> Response:
         return Response({"results": EvalSetOutputSerializer(selectors.eval_sets(), many=True).data})
 
@@ -356,7 +365,8 @@ class VersionListApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("recipe", int, description="Only this recipe's versions.")],
-        responses=VersionOutputSerializer(many=True),
+        operation_id="v1_dataset_versions_list",
+        responses=cursor_page_of(VersionOutputSerializer, "DatasetVersionPage"),
         tags=["datasets"],
     )
     def get(self, request: Request) -> Response:

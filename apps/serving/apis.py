@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import ApplicationError
+from apps.core.openapi import results_of
 from apps.curation.roles import has_role
 from apps.registry.permissions import CanPublish, CanRead
 from apps.serving import selectors, services
@@ -146,7 +147,11 @@ class ExperimentListApi(APIView):
     def get_permissions(self) -> list[BasePermission]:
         return [CanRead()] if self.request.method == "GET" else [CanPublish()]
 
-    @extend_schema(responses=ExperimentOutputSerializer(many=True), tags=["experiments"])
+    @extend_schema(
+        operation_id="v1_experiments_list",
+        responses=results_of(ExperimentOutputSerializer, "ExperimentList"),
+        tags=["experiments"],
+    )
     def get(self, request: Request) -> Response:
         rows = selectors.experiment_list()
         wanted = request.query_params.get("status")
