@@ -25,6 +25,7 @@ from apps.judges import pairs as pair_sources
 from apps.judges import selectors, services
 from apps.judges.models import GateRun, Judge, JudgeAudit
 from apps.registry.permissions import CanPublish, CanRead
+from apps.registry.selectors import checkpoint_get
 from apps.sources.models import ApiKey
 
 
@@ -109,8 +110,6 @@ class JudgeListApi(APIView):
         values = data.validated_data
         checkpoint = None
         if values["checkpoint"]:
-            from apps.registry.selectors import checkpoint_get
-
             checkpoint = checkpoint_get(values["checkpoint"])
         judge = services.judge_register(
             name=values["name"],
@@ -208,8 +207,6 @@ class GateListApi(APIView):
         tags=["judges"],
     )
     def post(self, request: Request) -> Response:
-        from apps.registry.selectors import checkpoint_get
-
         data = self.GateInputSerializer(data=_body(request))
         data.is_valid(raise_exception=True)
         values = data.validated_data

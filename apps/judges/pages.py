@@ -21,6 +21,7 @@ from apps.judges import pairs as pair_sources
 from apps.judges import selectors, services
 from apps.judges.apis import enqueue_gate
 from apps.registry.permissions import can_publish
+from apps.registry.selectors import checkpoint_get
 
 
 def _or_404(fn: Any, *args: Any) -> Any:
@@ -118,8 +119,6 @@ def judge_audit(request: HttpRequest, ref: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def gate_new(request: HttpRequest) -> HttpResponse:
     """GET: the form (prefilled from ?candidate=); POST: queue the gate, go to its page."""
-    from apps.registry.selectors import checkpoint_get
-
     form = request.POST if request.method == "POST" else request.GET
     if request.method == "POST":
         _need_publisher(request)

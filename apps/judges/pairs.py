@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from apps.feedback.importers import importer_for
+from apps.feedback.models import Event
 from apps.judges.audit import LabelledPair, shuffled_positions
 
 FORMATS = ("hh-rlhf", "oasst", "jsonl")
@@ -54,12 +56,7 @@ def dataset_pairs(version: Any, *, split: str = "test", seed: int = 0) -> list[L
 
 
 def _events_from_file(path: Path, fmt: str) -> Iterator[dict[str, Any]]:
-    if fmt == "hh-rlhf":
-        from apps.feedback.importers.hh_rlhf.reader import read
-    elif fmt == "oasst":
-        from apps.feedback.importers.oasst.reader import read
-    else:
-        from apps.feedback.importers.jsonl.reader import read
+    read = importer_for(fmt if fmt in ("hh-rlhf", "oasst") else "jsonl").read
     with open(path, "rb") as handle:
         for record in read(handle):
             if record.event is not None:
@@ -122,8 +119,6 @@ def _flip(vote: str) -> str:
 
 def event_pairs(*, source: Any = None, limit: int = 5000, seed: int = 0) -> list[LabelledPair]:
     """Accepted preference events (choice 0/1), grouped by identical pair, with their votes."""
-    from apps.feedback.models import Event
-
     events = Event.objects.filter(type="preference", status="accepted").order_by("id")
     if source is not None:
         events = events.filter(source=source)

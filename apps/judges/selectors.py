@@ -5,7 +5,10 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from apps.core.exceptions import ApplicationError
+from apps.datasets.selectors import version_get
 from apps.judges.models import GateRun, Judge, JudgeAudit
+from apps.serving.models import Experiment
+from apps.serving.selectors import experiment_results
 
 
 def judge_list() -> QuerySet[Judge]:
@@ -66,8 +69,6 @@ def latest_passed_gate(checkpoint: object) -> GateRun | None:
 
 def dataset_version_get(ref: str | int) -> object:
     """A dataset version by id ("12" or "v12"); 404 when there is none."""
-    from apps.datasets.selectors import version_get
-
     text = str(ref).strip().lstrip("v")
     version = version_get(version_id=int(text)) if text.isdigit() else None
     if version is None:
@@ -81,9 +82,6 @@ def live_results_for(run: GateRun) -> list[dict[str, object]]:
     """Experiments where the gate's candidate served real users: their live head-to-head and
     thumbs result beside the gate's prediction (so the gate's own accuracy shows over time)."""
     from django.db.models import Q
-
-    from apps.serving.models import Experiment
-    from apps.serving.selectors import experiment_results
 
     experiments = (
         Experiment.objects.filter(

@@ -23,6 +23,8 @@ from apps.judges.audit import LabelledPair, as_pairs, audit
 from apps.judges.kinds.base import Pair
 from apps.judges.models import GateRun, Judge, JudgeAudit
 from apps.judges.stats import bootstrap_interval
+from apps.registry.models import Alias
+from apps.serving.backends import Params, Usage, backend_for
 
 LOSSES_SHOWN = 5
 
@@ -214,8 +216,6 @@ def held_out_prompts(version: Any, limit: int) -> list[Any]:
 
 
 def _resolve_against(against: Any, against_alias: str) -> tuple[Any, str]:
-    from apps.registry.models import Alias
-
     if against is not None:
         return against, against_alias
     alias = Alias.objects.select_related("checkpoint").filter(name=against_alias).first()
@@ -272,8 +272,6 @@ def gate_run_create(
 def _answers(checkpoint: Any, prompts: list[Any]) -> list[str]:
     """Greedy answers of CHECKPOINT through its serving backend, several requests in flight
     (an upstream such as vLLM batches them; the built-in engine takes them in turn)."""
-    from apps.serving.backends import Params, Usage, backend_for
-
     backend = backend_for(checkpoint)
     params = Params(max_tokens=settings.JUDGES_GATE_MAX_TOKENS, temperature=0.0, top_p=1.0)
 

@@ -10,14 +10,13 @@ import threading
 from typing import Any
 
 from apps.judges.kinds.base import BaseJudge, Pair, Prompt, Verdict, verdict_from_scores
+from apps.serving.backends import adapter_dir
 
 _SCORERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
 def reward_adapter_dir(checkpoint: Any) -> str:
-    from apps.serving.backends import adapter_dir
-
     folder = adapter_dir(checkpoint)
     if folder is None:
         raise ValueError(f"{checkpoint.name} has no adapter files")

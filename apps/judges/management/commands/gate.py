@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.exceptions import ApplicationError
 from apps.judges import selectors, services
+from apps.registry.selectors import checkpoint_get
 
 
 class Command(BaseCommand):
@@ -34,8 +35,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from apps.registry.selectors import checkpoint_get
-
         try:
             run = services.gate_run_create(
                 candidate=checkpoint_get(options["candidate"]),

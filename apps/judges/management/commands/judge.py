@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.core.exceptions import ApplicationError
 from apps.judges import selectors, services
 from apps.judges.models import Judge
+from apps.registry.selectors import checkpoint_get
 
 
 def judge_data(judge: Judge) -> dict[str, Any]:
@@ -67,8 +68,6 @@ class Command(BaseCommand):
         checkpoint = None
         try:
             if options["checkpoint"]:
-                from apps.registry.selectors import checkpoint_get
-
                 checkpoint = checkpoint_get(options["checkpoint"])
             judge = services.judge_register(
                 name=options["name"],
