@@ -151,8 +151,10 @@ class _Hint:
 
     def send(self) -> bool:
         """Send the hint unless one left this process less than INTERVAL ago; True if sent."""
-        eager = bool(app.conf.task_always_eager)
         now = time.monotonic()
+        if now < self._next:  # only ever set when not eager: the cheap test first
+            return False
+        eager = bool(app.conf.task_always_eager)
         if not eager:  # eager (tests, scripts): every hint runs, and leaves no trace
             with self._lock:
                 if now < self._next:
