@@ -226,7 +226,7 @@ SERVING_DEFAULT_MAX_TOKENS = env_int("SERVING_DEFAULT_MAX_TOKENS", 256)
 SERVING_MAX_TOKENS = env_int("SERVING_MAX_TOKENS", 2048)
 # Judges (docs/judges.md): the offline gate before canary.
 JUDGES_REQUIRE_GATE = env_bool("JUDGES_REQUIRE_GATE", False)  # publish to an alias needs a pass
-JUDGES_GATE_LINE = float(env_str("JUDGES_GATE_LINE", "0.5"))  # pass: lower end above it
+JUDGES_GATE_LINE = env_float("JUDGES_GATE_LINE", 0.5)  # pass: lower end above it
 JUDGES_GATE_PROMPTS = env_int("JUDGES_GATE_PROMPTS", 50)
 JUDGES_GATE_MAX_TOKENS = env_int("JUDGES_GATE_MAX_TOKENS", 96)
 JUDGES_GATE_CONCURRENCY = env_int("JUDGES_GATE_CONCURRENCY", 4)
