@@ -154,12 +154,8 @@ def _parse(request: HttpRequest) -> ChatRequest:
 
 
 def _params(chat: ChatRequest) -> Params:
-    limit = int(getattr(settings, "SERVING_MAX_TOKENS", 2048))
-    wanted = (
-        chat.max_completion_tokens
-        or chat.max_tokens
-        or int(getattr(settings, "SERVING_DEFAULT_MAX_TOKENS", DEFAULT_MAX_TOKENS))
-    )
+    limit = settings.SERVING_MAX_TOKENS
+    wanted = chat.max_completion_tokens or chat.max_tokens or settings.SERVING_DEFAULT_MAX_TOKENS
     if wanted > limit:
         field = "max_completion_tokens" if chat.max_completion_tokens else "max_tokens"
         raise GatewayError(
