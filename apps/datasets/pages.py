@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.charts import bar_chart
 from apps.curation.filters import KEYS as filter_keys
+from apps.curation.roles import role_required
 from apps.datasets import selectors
 from apps.datasets.apis import FILE_NAMES
 from apps.datasets.mining import RULES
@@ -32,7 +33,7 @@ def _can(request: HttpRequest, perm: str) -> bool:
 
 
 @require_GET
-@login_required
+@role_required
 @permission_required(READ, raise_exception=True)
 def index(request: HttpRequest) -> HttpResponse:
     """Recipes, recent versions and the new-recipe form; the form takes its filters from the
@@ -70,7 +71,7 @@ def _float(
 
 
 @require_POST
-@login_required
+@role_required
 @permission_required("datasets.add_recipe", raise_exception=True)
 def recipe_new(request: HttpRequest) -> HttpResponse:
     post = request.POST
@@ -120,7 +121,7 @@ def recipe_new(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@login_required
+@role_required
 @permission_required("datasets.add_evalset", raise_exception=True)
 def eval_set_new(request: HttpRequest) -> HttpResponse:
     upload = request.FILES.get("file")
@@ -144,7 +145,7 @@ def eval_set_new(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@role_required
 @permission_required(READ, raise_exception=True)
 def recipe(request: HttpRequest, recipe_id: int) -> HttpResponse:
     found = selectors.recipe_get(recipe_id=recipe_id)
@@ -162,7 +163,7 @@ def recipe(request: HttpRequest, recipe_id: int) -> HttpResponse:
 
 
 @require_POST
-@login_required
+@role_required
 @permission_required("datasets.add_datasetversion", raise_exception=True)
 def recipe_build(request: HttpRequest, recipe_id: int) -> HttpResponse:
     found = selectors.recipe_get(recipe_id=recipe_id)
@@ -215,7 +216,7 @@ def _charts(stats: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @require_GET
-@login_required
+@role_required
 @permission_required(READ, raise_exception=True)
 def version(request: HttpRequest, version_id: int) -> HttpResponse:
     found = _version_or_404(version_id)
@@ -241,7 +242,7 @@ def version(request: HttpRequest, version_id: int) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@role_required
 @permission_required(READ, raise_exception=True)
 def version_progress(request: HttpRequest, version_id: int) -> JsonResponse:
     found = _version_or_404(version_id)
@@ -256,7 +257,7 @@ def version_progress(request: HttpRequest, version_id: int) -> JsonResponse:
 
 
 @require_GET
-@login_required
+@role_required
 @permission_required(READ, raise_exception=True)
 def version_compare(request: HttpRequest, version_id: int) -> HttpResponse:
     found = _version_or_404(version_id)

@@ -158,6 +158,7 @@ def test_a_user_without_a_role_gets_403_on_every_staff_page(client, add_events):
         response = client.get(path)
         assert response.status_code == 403, path
         assert b"secret comment" not in response.content
+        assert b"needs a role (viewer, curator or admin)" in response.content, path
     assert client.get(f"/api/v1/events/{event.id}/decisions").status_code == 403
     assert client.get("/api/v1/inbox/count").status_code == 403
 
