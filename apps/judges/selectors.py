@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from apps.core.exceptions import ApplicationError
+from apps.datasets.models import DatasetVersion
 from apps.datasets.selectors import version_get
 from apps.judges.models import GateRun, Judge, JudgeAudit
 from apps.serving.models import Experiment
@@ -67,7 +68,7 @@ def latest_passed_gate(checkpoint: object) -> GateRun | None:
     return gate_run_list(candidate=checkpoint).filter(status=GateRun.Status.PASSED).first()
 
 
-def dataset_version_get(ref: str | int) -> object:
+def dataset_version_get(ref: str | int) -> DatasetVersion:
     """A dataset version by id ("12" or "v12"); 404 when there is none."""
     text = str(ref).strip().lstrip("v")
     version = version_get(version_id=int(text)) if text.isdigit() else None
