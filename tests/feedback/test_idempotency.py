@@ -12,8 +12,8 @@ import pytest
 from django.db import OperationalError, close_old_connections, connection
 from django.test import Client
 
-from apps.feedback.services import ingest
 from apps.feedback.models import Event
+from apps.feedback.services import ingest
 from tests.conftest import Api, SourceWithKeys, preference, rating
 
 
