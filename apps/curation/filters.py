@@ -47,6 +47,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.curation.models import Decision, EventTag
 from apps.feedback.models import EVENT_TYPES, Event, Rating
+from apps.quality.models import Verdict
 
 KEYS = (
     "source",
@@ -268,8 +269,6 @@ def events_filtered(
 ) -> QuerySet[Event]:
     """QS (default: every event) narrowed by clean FILTERS (see `clean_filters`). The order of
     QS is kept; no joins are added, so callers can page with `id < cursor`."""
-    from apps.quality.models import Verdict  # quality builds on feedback, like us
-
     qs = Event.objects.all() if qs is None else qs
     f = filters
     if f.get("source"):
