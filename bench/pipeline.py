@@ -254,7 +254,9 @@ def main() -> int:
     parser.add_argument("--burst-seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (serve)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
-    parser.add_argument("--concurrency", type=int, default=1, help="Celery worker processes")
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="Celery worker processes (serve's default)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
     args = parser.parse_args()
 

@@ -149,17 +149,21 @@ class _Hint:
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def send(self) -> bool:
-        """Send the hint unless one left this process less than INTERVAL ago; True if sent."""
-        now = time.monotonic()
-        if now < self._next:  # only ever set when not eager: the cheap test first
+    def send(self, *, now: bool = False) -> bool:
+        """Send the hint unless one left this process less than INTERVAL ago (NOW: whatever
+        this process sent before; a drain that ran out of time hints its own follow-up), or one
+        waits in the queue; True if sent."""
+        if now:
+            self._next = 0.0
+        now_s = time.monotonic()
+        if now_s < self._next:  # only ever set when not eager: the cheap test first
             return False
         eager = bool(app.conf.task_always_eager)
         if not eager:  # eager (tests, scripts): every hint runs, and leaves no trace
             with self._lock:
-                if now < self._next:
+                if now_s < self._next:
                     return False
-                self._next = now + self.interval
+                self._next = now_s + self.interval
         if not eager and not _flag_hint(self.name):
             return False  # one is waiting in the queue already
         try:
@@ -210,9 +214,9 @@ def hint_taken(name: str) -> None:
         logging.getLogger(__name__).warning("hint flag not cleared", extra={"task": name})
 
 
-def send_hint(name: str) -> bool:
+def send_hint(name: str, *, now: bool = False) -> bool:
     """Ask the workers to drain what the task NAME processes (see _Hint)."""
     hint = _hints.get(name)
     if hint is None:
         hint = _hints.setdefault(name, _Hint(name))
-    return hint.send()
+    return hint.send(now=now)

@@ -12,16 +12,23 @@ from apps.feedback.services.normalize import (
     feedback_pending_normalize,
 )
 
+# How long one drain may hold a worker: a worker that serves several queues (`make run` has
+# one) takes the others' messages in between.
+DRAIN_SECONDS = 3.0
 _RETRY = {"max_retries": 5, "autoretry_for": (Exception,), "retry_backoff": True}
 
 
 @shared_task(name="feedback.normalize_pending", acks_late=True, time_limit=600, **_RETRY)
 def normalize_pending() -> int:
-    """Derive the rows of every new event that has none yet (the hint ingest sends)."""
-    from config.celery import hint_taken
+    """Derive the rows of every new event that has none yet (the hint ingest sends), for a few
+    seconds at most; if some are left, hint again, behind what the other queues hold."""
+    from config.celery import hint_taken, send_hint
 
     hint_taken("feedback.normalize_pending")
-    return feedback_backlog_normalize()
+    done, more = feedback_backlog_normalize(max_seconds=DRAIN_SECONDS)
+    if more:
+        send_hint("feedback.normalize_pending", now=True)
+    return done
 
 
 @shared_task(name="feedback.reconcile", acks_late=True, time_limit=3600, **_RETRY)

@@ -11,6 +11,7 @@ cannot be judged never holds back the others."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from django.db import connection, transaction
@@ -56,28 +57,43 @@ def _judge(ids: list[int], summary: JudgeSummary) -> None:
         _judge([event_id], summary)
 
 
-def _drain(after: int, *, batch_size: int, progress: Callable[[int], None] | None) -> JudgeSummary:
+def _drain(
+    after: int,
+    *,
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+    max_seconds: float | None = None,
+) -> tuple[JudgeSummary, bool]:
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     summary = JudgeSummary()
     while True:
         with transaction.atomic():
             ids = _claim(events_without_verdict().filter(id__gt=after), batch_size)
             if not ids:
-                return summary
+                return summary, False
             _judge(ids, summary)
         after = ids[-1]
         if progress is not None:
             progress(len(ids))
+        if deadline is not None and time.monotonic() > deadline:
+            return summary, True  # at least one batch per drain: each one makes progress
 
 
-def quality_backlog_judge(*, batch_size: int = BATCH) -> JudgeSummary:
+def quality_backlog_judge(
+    *, batch_size: int = BATCH, max_seconds: float | None = None
+) -> tuple[JudgeSummary, bool]:
     """Judge the newest events without a current verdict, BATCH_SIZE per transaction, until
-    none is left; a few index probes when there is nothing to do."""
+    none is left or MAX_SECONDS have passed; return the summary and whether some may be left
+    (the caller hints again: one drain never holds a worker the other queues wait for). A few
+    index probes when there is nothing to do."""
     newest = Verdict.objects.aggregate(newest=Max("event_id"))["newest"] or 0
-    return _drain(max(0, newest - LOOKBACK_IDS), batch_size=batch_size, progress=None)
+    return _drain(
+        max(0, newest - LOOKBACK_IDS), batch_size=batch_size, progress=None, max_seconds=max_seconds
+    )
 
 
 def quality_missing_judge(
     *, batch_size: int = 2000, progress: Callable[[int], None] | None = None
 ) -> JudgeSummary:
     """Judge every event in the log that has no current verdict (and only those)."""
-    return _drain(0, batch_size=batch_size, progress=progress)
+    return _drain(0, batch_size=batch_size, progress=progress)[0]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+# How long one drain may hold a worker (a worker often serves several queues).
+DRAIN_SECONDS = 3.0
 _RETRY = {"max_retries": 5, "autoretry_for": (Exception,), "retry_backoff": True}
 
 
@@ -13,10 +15,12 @@ _RETRY = {"max_retries": 5, "autoretry_for": (Exception,), "retry_backoff": True
 def judge_pending() -> dict[str, int]:
     """Judge every new event that has no verdict yet (the hint sent after ingest)."""
     from apps.quality.backlog import quality_backlog_judge
-    from config.celery import hint_taken
+    from config.celery import hint_taken, send_hint
 
     hint_taken("quality.judge_pending")
-    summary = quality_backlog_judge()
+    summary, more = quality_backlog_judge(max_seconds=DRAIN_SECONDS)
+    if more:  # some are left: hint again, behind what the other queues hold
+        send_hint("quality.judge_pending", now=True)
     return {"judged": summary.judged, "written": summary.written, "skipped": summary.skipped}
 
 

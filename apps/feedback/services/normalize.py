@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -188,26 +189,29 @@ def _claim(queryset: QuerySet[Event], size: int) -> list[int]:
 
 
 def feedback_backlog_normalize(
-    *, batch_size: int = BACKLOG_BATCH, max_batches: int | None = None
-) -> int:
+    *, batch_size: int = BACKLOG_BATCH, max_seconds: float | None = None
+) -> tuple[int, bool]:
     """Normalize the newest events that have no derived rows yet, BATCH_SIZE per transaction,
-    until none is left (or MAX_BATCHES were done); return how many events.
+    until none is left or MAX_SECONDS have passed; return how many events, and whether some
+    may be left (the budget ran out: the caller hints again, so that one drain never holds a
+    worker that other queues wait for).
 
     Looks back BACKLOG_LOOKBACK_IDS ids from the newest normalized event, so it costs a few
     index probes when there is nothing to do; the sweep (`feedback_pending_normalize`) finds
     what lies further back."""
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     newest = Interaction.objects.aggregate(newest=Max("event_id"))["newest"] or 0
     after = max(0, newest - BACKLOG_LOOKBACK_IDS)
-    done = batches = 0
-    while max_batches is None or batches < max_batches:
+    done = 0
+    while True:
         with transaction.atomic():
             ids = _claim(_without_rows().filter(id__gt=after), batch_size)
             if not ids:
-                return done
+                return done, False
             done += _normalize(ids)
         after = ids[-1]  # each event is looked at once per drain, even one that cannot be derived
-        batches += 1
-    return done
+        if deadline is not None and time.monotonic() > deadline:
+            return done, True  # at least one batch per drain: each one makes progress
 
 
 def feedback_normalized_rebuild(*, chunk_size: int = 5000, progress: Any = None) -> int:
