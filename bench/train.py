@@ -1,11 +1,17 @@
-"""Training benchmark: DPO steps/s and tokens/s of SmolLM2-135M-Instruct through Sinkhole's
-trainer (trainer.run_job) against a plain TRL script with the same settings, in one run.
+"""Training benchmark: peak memory, tokens/s and steps/s of a DPO run of SmolLM2-135M-Instruct
+through Sinkhole's trainer (trainer.run_job, its defaults) against a plain TRL script at the
+same batch and length, in one run; and what Sinkhole's evaluation of held-out pairs costs.
 
-    .venv/bin/python bench/train.py [--steps 10] [--json] [--device auto|cpu|cuda]
+    .venv/bin/python bench/train.py [--steps 10] [--eval-pairs 200] [--json] [--device auto|cpu|cuda]
 
-Both arms train the same LoRA (r 16, alpha 32, dropout 0.05, all linear layers) with DPO (beta 0.1,
-lr 5e-5), batch 4, max length 256, fp32 on a CPU (bf16 on a GPU that has it), no gradient
-checkpointing, on the same rows in the same order (seed 42): real preference pairs from
+Both arms train LoRA r 16, alpha 32 on all linear layers with DPO (beta 0.1, lr 5e-5), 4 pairs
+an optimizer step, max length 256, fp32 on a CPU (bf16 on a GPU that has it), on the same rows
+in the same order (seed 42). Plain TRL runs as its documentation shows it (one forward pass of
+4 pairs, LoRA dropout 0.05; its activation checkpointing off, as Sinkhole ran it before, or on
+with --reference-checkpointing). Sinkhole runs with its own defaults: the micro-batch and
+checkpointing its memory plan picks (on a CPU one pair a pass, no padding), LoRA dropout 0, long
+prompts cut at their start. Peak memory is the arm's process peak RSS (ru_maxrss; on a GPU also
+torch's peak allocated). Real preference pairs from
 Anthropic's hh-rlhf (../shared/data/formats/hh_rlhf_harmless_sample.jsonl, multi-turn
 conversations; a synthetic set where that file is absent). Each arm runs in its own process,
 reference first. "train" times trainer.train() only (what TRL itself reports as train_runtime);
@@ -41,10 +47,21 @@ SETTINGS = {
     "batch_size": 4,
     "learning_rate": 5e-5,
     "beta": 0.1,
-    "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
     "seed": 42,
-    "gradient_checkpointing": False,
 }
+REFERENCE_LORA = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
+
+
+def peak_memory(device: str) -> dict[str, float]:
+    """This process's peak resident set (CPU) and, on a GPU, peak allocated memory, in MiB."""
+    import resource
+
+    import torch
+
+    peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device == "cuda" and torch.cuda.is_available():
+        peak["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
 
 
 def say(message: str) -> None:
@@ -61,7 +78,7 @@ def _turns(transcript: str) -> list[dict[str, str]]:
     return messages
 
 
-def make_data(folder: Path, rows: int) -> tuple[Path, Path, str]:
+def make_data(folder: Path, rows: int, eval_rows: int = 8) -> tuple[Path, Path, str]:
     """Train and eval JSONL in TRL's conversational DPO format."""
     pairs: list[dict[str, Any]] = []
     source = "synthetic"
@@ -79,7 +96,7 @@ def make_data(folder: Path, rows: int) -> tuple[Path, Path, str]:
                 pairs.append(
                     {"prompt": chosen[:-1], "chosen": [chosen[-1]], "rejected": [rejected[-1]]}
                 )
-    while len(pairs) < rows + 8:
+    while len(pairs) < rows + eval_rows:
         i = len(pairs)
         pairs.append(
             {
@@ -102,7 +119,7 @@ def make_data(folder: Path, rows: int) -> tuple[Path, Path, str]:
     train, evaluation = folder / "train.jsonl", folder / "eval.jsonl"
     train.write_text("".join(json.dumps(p) + "\n" for p in pairs[:rows]), encoding="utf-8")
     evaluation.write_text(
-        "".join(json.dumps(p) + "\n" for p in pairs[rows : rows + 8]), encoding="utf-8"
+        "".join(json.dumps(p) + "\n" for p in pairs[rows : rows + eval_rows]), encoding="utf-8"
     )
     return train, evaluation, source
 
@@ -129,7 +146,7 @@ def arm_reference(args: argparse.Namespace) -> dict[str, Any]:
         path, dtype=torch.bfloat16 if bf16 else torch.float32
     )
     dataset = load_dataset("json", data_files=args.train, split="train")
-    lora = SETTINGS["lora"]
+    lora = REFERENCE_LORA
     config = DPOConfig(
         output_dir=args.workdir,
         per_device_train_batch_size=SETTINGS["batch_size"],
@@ -145,7 +162,7 @@ def arm_reference(args: argparse.Namespace) -> dict[str, Any]:
         disable_tqdm=True,
         use_cpu=not cuda,
         bf16=bf16,
-        activation_checkpointing=SETTINGS["gradient_checkpointing"],
+        activation_checkpointing=args.reference_checkpointing,
         include_num_input_tokens_seen="non_padding",
     )
     trainer = DPOTrainer(
@@ -172,6 +189,7 @@ def arm_reference(args: argparse.Namespace) -> dict[str, Any]:
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
         "device": "cuda" if cuda else "cpu",
+        **peak_memory("cuda" if cuda else "cpu"),
     }
 
 
@@ -189,8 +207,8 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
             "save_steps": 10_000,
             "logging_steps": 1,
             "device": args.device,
-            "num_samples": 2,
-            "sample_max_new_tokens": 32,
+            "num_samples": 0,
+            "eval_batch_size": 16,
         }
     )
     result = run_job(spec)
@@ -204,6 +222,11 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
         "device": result.device,
         "eval_preference_accuracy": result.metrics.get("eval_preference_accuracy"),
         "eval_reward_margin": result.metrics.get("eval_reward_margin"),
+        "eval_pairs": result.metrics.get("eval_pairs"),
+        "eval_seconds": result.metrics.get("eval_seconds"),
+        "micro_batch_size": result.spec.get("micro_batch_size"),
+        "gradient_checkpointing": result.spec.get("gradient_checkpointing"),
+        **peak_memory(result.device),
     }
 
 
@@ -214,7 +237,7 @@ def run_arm(
     command = [
         sys.executable, __file__, "--arm", name, "--steps", str(args.steps), "--model", args.model,
         "--device", args.device, "--train", str(train), "--eval", str(evaluation), "--workdir", str(workdir / name),
-    ]  # fmt: skip
+    ] + (["--reference-checkpointing"] if args.reference_checkpointing else [])  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     if args.threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
@@ -231,6 +254,14 @@ def run_arm(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--eval-pairs", type=int, default=200, help="held-out pairs Sinkhole's arm evaluates"
+    )
+    parser.add_argument(
+        "--reference-checkpointing",
+        action="store_true",
+        help="plain TRL with activation checkpointing on (TRL's own default)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -263,7 +294,9 @@ def main() -> int:
     resolve_base_model(args.model)
     with tempfile.TemporaryDirectory(prefix="sinkhole-bench-train-") as tmp:
         folder = Path(tmp)
-        train, evaluation, source = make_data(folder, rows=args.steps * SETTINGS["batch_size"])
+        train, evaluation, source = make_data(
+            folder, rows=args.steps * SETTINGS["batch_size"], eval_rows=args.eval_pairs
+        )
         if args.sinkhole_first:  # to see whether the order (warm page cache, load) matters
             sinkhole = run_arm("sinkhole", args, train, evaluation, folder)
             reference = run_arm("reference", args, train, evaluation, folder)
@@ -285,12 +318,17 @@ def main() -> int:
             "data": source,
             "threads": args.threads,
             "order": "sinkhole first" if args.sinkhole_first else "reference first",
+            "reference_lora": REFERENCE_LORA,
+            "reference_checkpointing": args.reference_checkpointing,
         },
         "load_average_after": os.getloadavg(),
         "reference": reference,
         "sinkhole": sinkhole,
         "ratio_tokens_per_second": sinkhole["tokens_per_second"] / reference["tokens_per_second"],
         "ratio_steps_per_second": sinkhole["steps_per_second"] / reference["steps_per_second"],
+        "ratio_peak_rss": sinkhole["peak_rss_mb"] / reference["peak_rss_mb"],
+        # What 20 of Sinkhole's training steps took, against its evaluation of eval_pairs pairs.
+        "twenty_steps_seconds": 20 * sinkhole["train_seconds"] / max(1, sinkhole["steps"]),
     }
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -301,10 +339,15 @@ def main() -> int:
         print(json.dumps(report))
         return 0
     print(
-        f"DPO, {args.model}, {args.steps} steps, batch 4, max length 256, LoRA r16, {sinkhole['device']}"
+        f"DPO, {args.model}, {args.steps} steps, batch 4, max length 256, LoRA r16, "
+        f"{sinkhole['device']}; Sinkhole: micro-batch {sinkhole['micro_batch_size']}, "
+        f"checkpointing {sinkhole['gradient_checkpointing']}; plain TRL: checkpointing "
+        f"{args.reference_checkpointing}"
     )
     print(f"{'':28}{'plain TRL':>13}{'Sinkhole':>13}{'ratio':>8}")
     rows = [
+        ("peak RSS MiB", "peak_rss_mb", "{:.0f}"),
+        *([("peak GPU MiB", "peak_gpu_mb", "{:.0f}")] if "peak_gpu_mb" in sinkhole else []),
         ("train steps/s", "steps_per_second", "{:.3f}"),
         ("train tokens/s", "tokens_per_second", "{:.0f}"),
         ("train seconds", "train_seconds", "{:.1f}"),
@@ -321,8 +364,9 @@ def main() -> int:
             f"{label:28}{fmt.format(reference[key]):>13}{fmt.format(sinkhole[key]):>13}{ratio:>8.2f}"
         )
     print(
-        f"held-out (8 pairs): preference accuracy {sinkhole['eval_preference_accuracy']}, "
-        f"reward margin {sinkhole['eval_reward_margin']}"
+        f"Sinkhole's evaluation of {sinkhole['eval_pairs']:.0f} held-out pairs: "
+        f"{sinkhole['eval_seconds']:.1f} s; 20 of its training steps: "
+        f"{report['twenty_steps_seconds']:.1f} s"
     )
     return 0
 

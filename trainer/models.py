@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
@@ -157,6 +159,85 @@ def resolve_base_model(model_id: str) -> str:
         return str(path.resolve())
     cached = _hub_cache_folder(model_id)
     return str(cached) if cached else model_id
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex SHA-256 of a file, read a megabyte at a time (the one implementation: the
+    registry hashes adapters with it too)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cached_sha256(path: Path) -> str:
+    """sha256_file, remembered next to the model cache by (path, size, mtime): a base model is
+    hashed once, not on every run."""
+    stat = path.stat()
+    memo = cache_root() / ".sha256.json"
+    key = f"{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = sha256_file(path)
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            memo.write_text(json.dumps(known, indent=1), encoding="utf-8")
+        except OSError:
+            pass  # a read-only cache costs a hash per run, nothing else
+    return known[key]
+
+
+def _gguf_quantization(path: Path) -> str:
+    try:
+        from gguf import GGUFReader, LlamaFileType
+
+        field = GGUFReader(str(path)).fields["general.file_type"]
+        return LlamaFileType(int(field.parts[field.data[0]][0])).name.replace("MOSTLY_", "")
+    except Exception:  # noqa: BLE001 - the name is a courtesy; the hash is the record
+        return "unknown"
+
+
+def base_weights(model_id: str, local_path: str, dtype: str) -> dict[str, object]:
+    """Exactly which weights a run trained on: where they came from, the file and its SHA-256,
+    the dtype in memory, and the quantization they were dequantized from (if any). A hub user
+    who serves the adapter on other weights (the hub's safetensors) gets a different model."""
+    model_id = canonical_id(model_id)
+    if model_id == SMOLLM2_ID:
+        gguf = smollm2_gguf_path()
+        if gguf is not None:
+            quantization = _gguf_quantization(gguf)
+            return {
+                "model_id": model_id,
+                "source": f"GGUF file in the {SMOLLM2_DIST} wheel, dequantized",
+                "file": gguf.name,
+                "sha256": _cached_sha256(gguf),
+                "quantization": quantization,
+                "dequantized": True,
+                "dtype": dtype,
+                "note": (
+                    f"trained on the {quantization} GGUF dequantized to {dtype}, not on the "
+                    f"hub's original safetensors: serve this adapter on the same weights "
+                    f"(the registry's base model, or a conversion of {gguf.name}) to get what "
+                    "was evaluated"
+                ),
+            }
+    folder = Path(local_path)
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    record: dict[str, object] = {
+        "model_id": model_id,
+        "source": f"local folder {folder}" if folder.is_dir() else "Hugging Face hub",
+        "quantization": "none",
+        "dequantized": False,
+        "dtype": dtype,
+    }
+    if files:
+        record["file"] = ", ".join(f.name for f in files)
+        record["sha256"] = ", ".join(_cached_sha256(f) for f in files)
+    return record
 
 
 def _hub_cache_folder(model_id: str) -> Path | None:

@@ -13,7 +13,6 @@ Two kinds behind one interface (`ArtifactStore.put_dir`):
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,16 +22,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from apps.core.exceptions import ApplicationError
+from trainer.models import sha256_file  # the one implementation (plain Python, no torch)
 
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["sha256_file", "sha256_tree"]
 
 
 def sha256_tree(folder: Path) -> dict[str, str]:

@@ -144,13 +144,15 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(make_spec):
         seen["step"] = max(seen["step"], progress.step)
 
     first = run_job(spec, on_progress=note, should_stop=lambda: seen["step"] >= 2)
-    assert first.cancelled and first.steps == 3 and first.metrics == {}
+    # The cancel lands inside step 3 (the first layer of its first forward pass asks), not at
+    # its end: the run keeps the last whole step, 2, and saves it.
+    assert first.cancelled and first.steps == 2 and first.metrics == {}
     assert not first.adapter_dir.exists()  # an unfinished run publishes nothing
     assert first.checkpoint_dir == latest_checkpoint(spec.output_dir)
-    assert first.checkpoint_dir.name == "checkpoint-3"  # saved on cancel, not on the schedule
+    assert first.checkpoint_dir.name == "checkpoint-2"  # saved on cancel, not on the schedule
 
     second = run_job(spec)
-    assert not second.cancelled and second.resumed_from_step == 3 and second.steps == 6
+    assert not second.cancelled and second.resumed_from_step == 2 and second.steps == 6
     assert [p["step"] for p in second.loss_curve] == [1, 2, 3, 4, 5, 6]
     assert second.adapter_dir.is_dir()
 
@@ -213,3 +215,52 @@ def test_smollm2_resolves_from_its_wheel_and_answers():
         [{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=12
     )
     assert "Paris" in reply
+
+
+def test_dpo_reports_base_and_trained_preference_accuracy_with_intervals(dpo_run):
+    _, result, _ = dpo_run
+    metrics = result.metrics
+    pairs = metrics["eval_pairs"]
+    assert pairs == 8
+    for name in ("logp_accuracy", "logp_accuracy_normalized", "preference_accuracy"):
+        low, high = metrics[f"eval_{name}_low"], metrics[f"eval_{name}_high"]
+        assert 0 <= low <= metrics[f"eval_{name}"] <= high <= 1
+    for name in ("base_logp_accuracy", "base_logp_accuracy_normalized"):
+        assert f"eval_{name}" in metrics and f"eval_{name}_low" in metrics
+    # The toy preference is learnt: the trained model's own likelihood now prefers "yes".
+    assert metrics["eval_logp_accuracy"] == 1.0
+    assert metrics["eval_seconds"] < metrics["train_seconds"]
+
+
+def test_the_last_checkpoint_is_saved_before_evaluation_and_names_the_base_by_its_id(dpo_run):
+    spec, result, _ = dpo_run
+    checkpoint = latest_checkpoint(spec.output_dir)
+    assert checkpoint is not None and checkpoint.name == f"checkpoint-{result.steps}"
+    config = json.loads((checkpoint / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "tiny"  # not the resolved cache folder
+
+
+def test_the_lineage_records_the_exact_base_weights(dpo_run, tiny_model):
+    from trainer.models import sha256_file
+
+    _, result, _ = dpo_run
+    lineage = json.loads((result.adapter_dir / "lineage.json").read_text())
+    weights = lineage["base_weights"]
+    assert weights["dtype"] == "float32" and weights["dequantized"] is False
+    assert weights["sha256"] == sha256_file(Path(tiny_model) / "model.safetensors")
+    card = (result.adapter_dir / "README.md").read_text()
+    assert "base weights" in card and weights["sha256"] in card
+    assert result.spec["micro_batch_size"] == 1 and result.spec["learning_rate"] == 3e-3
+
+
+def test_a_cancel_during_evaluation_keeps_the_adapter_already_written(make_spec):
+    phases: list[str] = []
+    spec = make_spec("dpo", max_steps=2)
+    result = run_job(
+        spec,
+        on_progress=lambda p: phases.append(p.phase),
+        should_stop=lambda: "evaluating" in phases,
+    )
+    assert result.cancelled and result.steps == 2
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    assert phases.index("saving") < phases.index("evaluating")

@@ -1,0 +1,223 @@
+"""Fit a run to the machine before anything is loaded: estimate the peak memory of a training
+step from the model's config.json, pick the micro-batch and gradient checkpointing that fit, and
+refuse (one clear SpecError) a spec that cannot fit.
+
+Where the memory of a LoRA step goes (SmolLM2-135M, float32, 256 tokens a sequence): the frozen
+weights (0.5 GB), the activations kept for the backward pass (about 2.7 MB per token through
+30 layers: the dominant term, linear in rows per forward pass), and a fixed cost for torch,
+tokenizers and the data (about 0.7 GB). The logits are not in the list: TRL's fused LM head scores
+the reply tokens in tiles without materializing (tokens x vocabulary) floats, and the reference
+model is the same weights with the adapter switched off (no second copy).
+
+Policy:
+- CPU: one row per forward pass (KTO: two), the optimizer step reached by accumulation. A CPU is busy at a
+  few hundred tokens already, so bigger forward passes buy no speed, and one row means no padding
+  (more real tokens a second, not fewer). Checkpointing only if even that does not fit.
+- GPU: the largest divisor of batch_size whose estimate fits; then checkpointing; then refuse.
+
+The estimate is calibrated on measurements (bench/train.py, docs/benchmarks.md) and errs high."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GIB = 1 << 30
+MIB = 1 << 20
+# Fraction of the free memory a run may plan to use; the rest is for the OS and other processes.
+FREE_SHARE = 0.8
+FIXED_CPU_BYTES = 700 * MIB  # interpreter, torch, tokenizers, datasets, TRL
+FIXED_GPU_BYTES = 400 * MIB  # CUDA context and allocator slack (on the GPU, not in RAM)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the estimate needs from a model's config.json."""
+
+    parameters: int
+    layers: int
+    hidden: int
+    intermediate: int
+    heads: int
+    vocab: int
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ModelShape:
+        text = config.get("text_config") or config
+        hidden = int(text.get("hidden_size") or text.get("n_embd") or 768)
+        layers = int(text.get("num_hidden_layers") or text.get("n_layer") or 12)
+        intermediate = int(text.get("intermediate_size") or 4 * hidden)
+        heads = int(text.get("num_attention_heads") or text.get("n_head") or 12)
+        kv_heads = int(text.get("num_key_value_heads") or heads)
+        vocab = int(text.get("vocab_size") or 32000)
+        head_dim = hidden // max(1, heads)
+        attention = hidden * (hidden + 2 * kv_heads * head_dim) + hidden * hidden
+        mlp = 3 * hidden * intermediate
+        embeddings = vocab * hidden * (1 if text.get("tie_word_embeddings", True) else 2)
+        return cls(
+            parameters=layers * (attention + mlp) + embeddings,
+            layers=layers,
+            hidden=hidden,
+            intermediate=intermediate,
+            heads=heads,
+            vocab=vocab,
+        )
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> ModelShape | None:
+        path = Path(folder) / "config.json"
+        if not path.is_file():
+            return None
+        return cls.from_config(json.loads(path.read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """The micro-batch and checkpointing a run uses, with the numbers that chose them."""
+
+    micro_batch_size: int
+    gradient_checkpointing: bool
+    estimate_bytes: int
+    free_bytes: int
+    device: str
+
+    def describe(self) -> str:
+        where = "GPU memory" if self.device == "cuda" else "RAM"
+        return (
+            f"micro-batch {self.micro_batch_size}, gradient checkpointing "
+            f"{'on' if self.gradient_checkpointing else 'off'}: about "
+            f"{self.estimate_bytes / GIB:.1f} GiB of {self.free_bytes / GIB:.1f} GiB free {where}"
+        )
+
+
+def sequences_per_row(method: str) -> int:
+    """Sequences one row puts through the forward pass: DPO a chosen and a rejected reply, KTO a
+    completion and its mismatched KL completion, SFT one conversation."""
+    return 2 if method in ("dpo", "kto") else 1
+
+
+def activation_bytes_per_token(
+    shape: ModelShape, *, max_length: int, checkpointing: bool, dtype_bytes: int
+) -> int:
+    """Bytes kept for the backward pass per token. Per layer: the hidden states around the
+    attention and MLP blocks (with LoRA's dropout copies of each adapted input), the MLP's wide
+    intermediates, and one row of attention probabilities per head."""
+    per_layer = (
+        24 * shape.hidden + 7 * shape.intermediate + shape.heads * max_length
+    ) * dtype_bytes
+    if checkpointing:  # one hidden state per layer boundary, plus one layer recomputed at a time
+        return shape.layers * shape.hidden * dtype_bytes + per_layer
+    return shape.layers * per_layer
+
+
+def estimate_step_bytes(
+    shape: ModelShape,
+    *,
+    method: str,
+    micro_batch_size: int,
+    max_length: int,
+    checkpointing: bool,
+    dtype_bytes: int = 4,
+    device: str = "cpu",
+) -> int:
+    """Upper estimate of the peak memory of one training step (RAM on a CPU, GPU memory on a GPU)."""
+    tokens = micro_batch_size * sequences_per_row(method) * max_length
+    weights = shape.parameters * dtype_bytes
+    activations = tokens * activation_bytes_per_token(
+        shape, max_length=max_length, checkpointing=checkpointing, dtype_bytes=dtype_bytes
+    )
+    # The fused LM head's tiles and the gradient of the last hidden state.
+    head = tokens * (shape.hidden * 4 + 4096 * 4)
+    fixed = FIXED_GPU_BYTES if device == "cuda" else FIXED_CPU_BYTES
+    return int(fixed + weights + activations + head)
+
+
+def free_memory(device: str) -> int:
+    """Bytes free now: MemAvailable (psutil) for a CPU run, free device memory for a GPU run."""
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def use_bf16(device: str, bf16_supported: bool) -> bool:
+    """bf16 where the GPU has it (half the weight and activation memory, same range as fp32);
+    float32 on a CPU (bf16 matmuls are slower than fp32 on most CPUs) and on older GPUs (fp16
+    would need loss scaling)."""
+    return device == "cuda" and bf16_supported
+
+
+def _divisors_descending(number: int) -> list[int]:
+    return [d for d in range(number, 0, -1) if number % d == 0]
+
+
+def plan_memory(
+    *,
+    shape: ModelShape,
+    method: str,
+    batch_size: int,
+    max_length: int,
+    device: str,
+    free_bytes: int,
+    dtype_bytes: int = 4,
+    micro_batch_size: int | None = None,
+    gradient_checkpointing: bool | None = None,
+) -> MemoryPlan:
+    """Choose what the spec left open (micro_batch_size, gradient_checkpointing) so that one
+    step fits FREE_SHARE of the free memory; raise MemoryError with what to change when nothing
+    does. Values the spec set are kept as they are (and refused if they cannot fit)."""
+    budget = int(free_bytes * FREE_SHARE)
+    # KTO's KL term pairs each row with another row's completion: it needs two rows a pass.
+    least = 2 if method == "kto" and batch_size >= 2 else 1
+    if micro_batch_size is not None:
+        micros = [micro_batch_size]
+    elif device == "cuda":
+        micros = [d for d in _divisors_descending(batch_size) if d >= least]
+    else:
+        micros = [min(d for d in _divisors_descending(batch_size) if d >= least)]
+    checkpointing = (
+        [gradient_checkpointing] if gradient_checkpointing is not None else [False, True]
+    )
+    smallest: MemoryPlan | None = None
+    for ckpt in checkpointing:
+        for micro in micros:
+            estimate = estimate_step_bytes(
+                shape,
+                method=method,
+                micro_batch_size=micro,
+                max_length=max_length,
+                checkpointing=ckpt,
+                dtype_bytes=dtype_bytes,
+                device=device,
+            )
+            plan = MemoryPlan(micro, bool(ckpt), estimate, free_bytes, device)
+            if estimate <= budget:
+                return plan
+            if smallest is None or estimate < smallest.estimate_bytes:
+                smallest = plan
+    assert smallest is not None
+    where = "GPU memory" if device == "cuda" else "RAM"
+    raise MemoryError(
+        f"needs about {smallest.estimate_bytes / GIB:.1f} GiB of {where} even with micro-batch "
+        f"{smallest.micro_batch_size} and gradient checkpointing "
+        f"{'on' if smallest.gradient_checkpointing else 'off'}, and "
+        f"{free_bytes / GIB:.1f} GiB is free (a run plans for {FREE_SHARE:.0%} of it); lower "
+        f"max_length ({max_length}), use a smaller model, or free memory"
+    )
+
+
+def memory_override_bytes() -> int | None:
+    """SINKHOLE_TRAIN_FREE_MEMORY (bytes, or with a G/M suffix) pretends this much is free: for
+    tests, and for a machine shared with other jobs."""
+    text = os.environ.get("SINKHOLE_TRAIN_FREE_MEMORY", "").strip().upper()
+    if not text:
+        return None
+    scale = {"G": GIB, "M": MIB}.get(text[-1], 1)
+    number = text[:-1] if text[-1] in "GM" else text
+    return int(float(number) * scale)
