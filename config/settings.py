@@ -383,6 +383,7 @@ QUALITY_BATCH_SIZE = env_int("QUALITY_BATCH_SIZE", 1000)
 # nearest known one. These are read outside this module (docs/configuration.md says by what).
 READ_OUTSIDE_SETTINGS = (
     "SINKHOLE_MODEL_CACHE",  # trainer/models.py
+    "SINKHOLE_TRAIN_FREE_MEMORY",  # trainer/memory.py
     "SINKHOLE_PORT",  # docker-compose.yml
     "SINKHOLE_URL",  # the SDK and the plugins, in the shell of whoever runs them
     "SINKHOLE_KEY",
