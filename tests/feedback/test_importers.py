@@ -284,14 +284,14 @@ def test_hh_rlhf_reads_gzip_whatever_the_file_is_called(src, tmp_path) -> None:
 def test_a_gzip_file_cut_short_keeps_what_came_before_and_says_why_it_stopped(
     src, tmp_path
 ) -> None:
-    lines = (HERE / "hh_rlhf_harmless.jsonl").read_bytes() * 200  # duplicates count as such
+    lines = (HERE / "hh_rlhf_harmless.jsonl").read_bytes() * 200  # repeated rows: all kept
     cut = tmp_path / "pairs.jsonl.gz"
     compressed = gzip.compress(lines)
     cut.write_bytes(compressed[: len(compressed) * 3 // 4])
 
     summary = run(src.source, "hh-rlhf", cut)
 
-    assert summary.imported == 4 and summary.duplicate > 0
+    assert summary.imported > 4 and summary.duplicate == 0
     assert summary.rejected >= 1
     assert any(
         "the rest of the file could not be read" in reason for reason in summary.first_reasons
@@ -543,16 +543,9 @@ def test_a_big_file_streams_through_in_flat_memory(make_source, tmp_path, monkey
     # hook would pile up until the end. Deriving rows and judging quality are the worker's jobs
     # (tested elsewhere), not the import's, so their tasks are stubbed (the quality pipeline
     # would load its classifier into this process); PII redaction is off only to save time.
-    from apps.feedback import tasks
-    from apps.quality import tasks as quality_tasks
+    from config import celery
 
-    class NotNow:
-        @staticmethod
-        def delay(event_ids: list[int]) -> None:
-            return None
-
-    monkeypatch.setattr(tasks, "normalize_events", NotNow)
-    monkeypatch.setattr(quality_tasks, "judge_events", NotNow)
+    monkeypatch.setattr(celery, "send_hint", lambda name, now=False: False)  # no drains here
     source = make_source("big-import", redact_pii=False).source
     lines = 50_000
     path = tmp_path / "battles.jsonl"
@@ -689,3 +682,68 @@ def test_the_command_refuses_an_inactive_source(make_source) -> None:
     with pytest.raises(CommandError, match="source 'retired' is inactive"):
         command("--format", "jsonl", "--source", "retired", str(HERE / "events.jsonl"))
     assert not Event.objects.exists()
+
+
+def arena_hard_style(rows: list[dict[str, Any]], weights: list[int]) -> list[str]:
+    """Battle rows as an arena-hard-style file writes them: a strong verdict repeated."""
+    return [
+        json.dumps(row) for row, weight in zip(rows, weights, strict=True) for _ in range(weight)
+    ]
+
+
+def test_a_fastchat_file_that_repeats_rows_to_weight_verdicts_keeps_every_row(
+    src, tmp_path
+) -> None:
+    battles = [
+        json.loads(line)
+        for line in (HERE / "fastchat_battles.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    weights = [1 + index % 3 for index in range(len(battles))]
+    path = write_lines(tmp_path / "weighted.jsonl", arena_hard_style(battles, weights))
+
+    first = run(src.source, "fastchat", path)
+    again = run(src.source, "fastchat", path)
+
+    assert (first.imported, first.duplicate, first.rejected) == (sum(weights), 0, 0)
+    assert (again.imported, again.duplicate) == (0, sum(weights))
+    winners = sorted(str(p["choice"]) for p in payloads(src.source))
+    expected = sorted(
+        str({"model_a": 0, "model_b": 1, "tie": "tie", "tie (bothbad)": "both_bad"}[b["winner"]])
+        for b, w in zip(battles, weights, strict=True)
+        for _ in range(w)
+    )
+    assert winners == expected
+
+
+def test_a_grown_fastchat_file_adds_only_its_new_rows_repeats_included(src, tmp_path) -> None:
+    battles = [
+        json.loads(line)
+        for line in (HERE / "fastchat_battles.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    path = write_lines(tmp_path / "log.jsonl", arena_hard_style(battles, [2] * len(battles)))
+    run(src.source, "fastchat", path)
+
+    grown = arena_hard_style(battles, [2] * len(battles)) + [json.dumps(battles[0])] * 3
+    summary = run(src.source, "fastchat", write_lines(path, grown))
+
+    assert (summary.imported, summary.duplicate) == (3, 2 * len(battles))
+
+
+def test_a_real_battle_log_with_weighted_repeats_imports_every_row(src, tmp_path) -> None:
+    rows = [
+        json.loads(line)
+        for line in shared("battles/prd_vicuna80_human_battles.jsonl")
+        .read_text()
+        .splitlines()[:449]
+    ]
+    weights = [
+        3 if row["winner"] != "tie" and index % 2 == 0 else 1 for index, row in enumerate(rows)
+    ]
+    path = write_lines(tmp_path / "weighted.jsonl", arena_hard_style(rows, weights))
+
+    summary = run(src.source, "fastchat", path)
+
+    # Before: "imported 449, duplicate 899"-style counts, a third of the verdicts lost.
+    assert (summary.imported, summary.duplicate, summary.rejected) == (sum(weights), 0, 0)

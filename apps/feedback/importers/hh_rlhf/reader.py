@@ -5,7 +5,8 @@ Each pair becomes a `preference` event: the turns both transcripts share become 
 `messages` (Human → user, Assistant → assistant), the two last replies the responses, chosen
 first (`choice` 0). There is no rater and no model name in the data. A pair whose transcripts
 differ before their last reply, or do not differ at all, is rejected with that reason. The id
-is `hh-rlhf:<hash of the record>`."""
+is `hh-rlhf:<hash of the record>`, `:n` added to the n-th copy of a repeated pair, so every
+row of the file is kept."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from apps.feedback.importers.base import Record, digest, read_json_records
+from apps.feedback.importers.base import Record, digest, number_repeats, read_json_records
 
 _TURN = re.compile(r"\n\n(Human|Assistant): ?")
 _ROLES = {"Human": "user", "Assistant": "assistant"}
 
 
 def read(stream: BinaryIO) -> Iterator[Record]:
-    return read_json_records(stream, convert)
+    return number_repeats(read_json_records(stream, convert), prefix="hh-rlhf:")
 
 
 def convert(record: Any, where: str) -> Iterator[Record]:

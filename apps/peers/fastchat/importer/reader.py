@@ -25,7 +25,10 @@ Raw vote logs (the web server's `*-conv.json` lines): `leftvote` / `rightvote` /
 `flag` votes and other log lines (`chat`, …) are skipped with a reason. The rater is the logged
 client address, which the ingest stores only as a keyed hash.
 
-Every event id is `fastchat:<hash of the whole record>`: the records have no id of their own."""
+Every event id is `fastchat:<hash of the whole record>`: the records have no id of their own. A
+file that repeats a record (arena-hard-style files repeat a battle to weight a strong verdict)
+keeps every copy: the n-th copy's id ends in `:n` (`number_repeats`). The log follower reads
+vote logs line by line and keeps the plain hash, so a line read twice is stored once."""
 
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from apps.feedback.importers.base import (
     Record,
     digest,
     iso_time,
+    number_repeats,
     read_json_records,
     scalar_extras,
     text_of,
@@ -68,7 +72,7 @@ _BATTLE_FIELDS = {
 
 
 def read(stream: BinaryIO) -> Iterator[Record]:
-    return read_json_records(stream, convert)
+    return number_repeats(read_json_records(stream, convert), prefix="fastchat:")
 
 
 def convert(record: Any, where: str) -> Iterator[Record]:
