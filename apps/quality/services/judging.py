@@ -96,8 +96,8 @@ def _judge_chunk(
         SimpleNamespace(**row)
         for row in Event.objects.filter(id__in=ids).values(*_EVENT_FIELDS).order_by("id")
     ]
-    current = {
-        row["event_id"]: row
+    current: dict[int, dict[str, Any]] = {
+        row["event_id"]: dict(row)
         for row in Verdict.objects.filter(event_id__in=ids, is_current=True).values(
             "id", "event_id", "status", "score", "reasons", "filters", "pipeline_version", "origin"
         )
