@@ -6,6 +6,8 @@ since a key must not read other sources' feedback."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -62,6 +64,36 @@ class SliceSerializer(serializers.Serializer):
     since = serializers.CharField(required=False, max_length=40)
     until = serializers.CharField(required=False, max_length=40)
     min_trust = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    meta = serializers.CharField(
+        required=False,
+        max_length=500,
+        help_text="KEY=VALUE[,KEY=VALUE…]: only events whose metadata holds these values "
+        "(JSON values: `anony=true` is the boolean, `turn=1` the number).",
+    )
+    include_quarantined = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also count events held for review (e.g. an imported log's heavy voters).",
+    )
+
+    def validate_meta(self, value: str) -> tuple[tuple[str, Any], ...]:
+        pairs = []
+        for part in value.split(","):
+            key, sep, raw = part.strip().partition("=")
+            key = key.strip()
+            if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", key):
+                raise serializers.ValidationError(
+                    "Use KEY=VALUE pairs separated by commas, e.g. anony=true; keys are "
+                    "letters, digits and underscores."
+                )
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = raw
+            if isinstance(parsed, dict | list):
+                parsed = raw
+            pairs.append((key, parsed))
+        return tuple(pairs)
 
     def validate_since(self, value: str) -> datetime:
         return parse_when(value)
@@ -82,6 +114,8 @@ class SliceSerializer(serializers.Serializer):
             since=d.get("since"),
             until=d.get("until"),
             min_trust=d.get("min_trust"),
+            meta=d.get("meta", ()),
+            include_quarantined=d.get("include_quarantined", False),
         )
 
 

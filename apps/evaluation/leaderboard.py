@@ -35,6 +35,7 @@ from apps.evaluation.selectors import (
     battle_counts,
     battle_lengths,
     battle_sequence,
+    battles_left_out,
 )
 
 DEFAULT_BOOTSTRAP = 1000
@@ -81,9 +82,12 @@ def leaderboard_compute(settings: LeaderboardSettings) -> dict[str, Any]:
     else:
         counts = R.counts_from_rows(battle_counts(f))
     sequence = battle_sequence(f) if settings.online_elo_k else None
+    left_out = battles_left_out(f)
     if warming is not None:
         warming.join()
-    return leaderboard_from_counts(counts, settings, sequence=sequence)
+    board = leaderboard_from_counts(counts, settings, sequence=sequence)
+    board["left_out"] = left_out
+    return board
 
 
 def _warm_imports() -> threading.Thread | None:
@@ -329,6 +333,16 @@ def leaderboard_from_counts(
     return result
 
 
+LEFT_OUT_REASONS = {
+    "waiting": "waiting for a verdict (no worker has judged them yet)",
+    "rejected": "rejected by the quality filters",
+    "quarantined": "held for review (--include-quarantined counts them)",
+    "low_trust": "under --min-trust",
+    "forgotten": "of forgotten raters",
+    "meta": "outside --meta",
+}
+
+
 def format_table(board: dict[str, Any]) -> str:
     """The leaderboard as a plain text table (the command's default output)."""
     lines = []
@@ -347,6 +361,10 @@ def format_table(board: dict[str, Any]) -> str:
         line += f"  {m['group']:>5}  {','.join(m['flags'])}"
         lines.append(line)
     lines.append(f"{board['battles']} battles, {len(board['groups'])} group(s).")
+    left_out = board.get("left_out") or {}
+    if left_out:
+        parts = [f"{n} {LEFT_OUT_REASONS.get(reason, reason)}" for reason, n in left_out.items()]
+        lines.append(f"left out: {sum(left_out.values())} battles ({'; '.join(parts)})")
     for warning in board["warnings"]:
         lines.append(f"warning: {warning}")
     return "\n".join(lines)

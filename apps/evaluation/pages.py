@@ -15,7 +15,17 @@ from apps.evaluation.leaderboard import leaderboard_compute
 from apps.evaluation.thumbs import thumbs_rates
 from apps.sources.models import Source
 
-FORM_FIELDS = ["source", "tag", "since", "until", "min_trust", "bootstrap", "anchor", "min_battles"]
+FORM_FIELDS = [
+    "source",
+    "tag",
+    "since",
+    "until",
+    "min_trust",
+    "meta",
+    "bootstrap",
+    "anchor",
+    "min_battles",
+]
 
 
 def _heat(rate: float | None) -> str:
@@ -61,6 +71,8 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     params = {k: v for k, v in request.GET.items() if k in FORM_FIELDS and v.strip()}
     if request.GET.get("style_control"):
         params["style_control"] = True
+    if request.GET.get("include_quarantined"):
+        params["include_quarantined"] = True
     query = LeaderboardQuerySerializer(data=params)
     board = None
     thumbs = None

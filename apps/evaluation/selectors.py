@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, TruncDay, TruncWeek
 
@@ -45,6 +45,11 @@ class BattleFilter:
     since: datetime | None = None  # inclusive, on when the user gave it (else when received)
     until: datetime | None = None  # exclusive
     min_trust: float | None = None
+    # (key, value) pairs the event's metadata must hold, e.g. (("anony", True),): FastChat's
+    # arena counts anonymous battles only.
+    meta: tuple[tuple[str, Any], ...] = ()
+    # Count events held for review too (an imported research log judged by live-traffic rules).
+    include_quarantined: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,12 +58,17 @@ class BattleFilter:
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
             "min_trust": self.min_trust,
+            "meta": dict(self.meta),
+            "include_quarantined": self.include_quarantined,
         }
 
 
-def _usable(event_ref: str, min_trust: float | None) -> Exists:
+def _usable(event_ref: str, min_trust: float | None, *, quarantined: bool = False) -> Exists:
+    statuses = [Verdict.Status.ACCEPTED]
+    if quarantined:
+        statuses.append(Verdict.Status.QUARANTINED)
     verdicts = Verdict.objects.filter(
-        event=OuterRef(event_ref), is_current=True, status=Verdict.Status.ACCEPTED
+        event=OuterRef(event_ref), is_current=True, status__in=statuses
     )
     if min_trust is not None:
         verdicts = verdicts.filter(trust_weight__gte=min_trust)
@@ -83,9 +93,17 @@ def _tagged(event_ref: str, tag: str) -> Q:
 
 
 def _sliced(qs: QuerySet, f: BattleFilter, *, event_ref: str = "event_id") -> QuerySet:
-    qs = qs.filter(_usable(event_ref, f.min_trust)).exclude(
+    qs = qs.filter(_usable(event_ref, f.min_trust, quarantined=f.include_quarantined)).exclude(
         Exists(RaterTombstone.objects.filter(rater_hash=OuterRef("rater_hash")))
     )
+    return _narrowed(qs, f, event_ref=event_ref)
+
+
+def _narrowed(qs: QuerySet, f: BattleFilter, *, event_ref: str = "event_id") -> QuerySet:
+    """QS cut to the slice's source, time, tag and metadata (not to usable events)."""
+    prefix = "event__" if event_ref == "event_id" else ""
+    for key, value in f.meta:
+        qs = qs.filter(**{f"{prefix}payload__metadata__{key}": value})
     if f.source:
         source_pk = parse_id(f.source)
         by = {"source_id": source_pk} if source_pk is not None else {"source__name": f.source}
@@ -99,6 +117,61 @@ def _sliced(qs: QuerySet, f: BattleFilter, *, event_ref: str = "event_id") -> Qu
     if f.tag:
         qs = qs.filter(_tagged(event_ref, f.tag))
     return qs
+
+
+def battles_left_out(f: BattleFilter) -> dict[str, int]:
+    """How many battles (comparison rows) of the slice the leaderboard did not count, by reason:
+    `waiting` (no verdict yet: no worker has judged them), `rejected`, `quarantined` (held for
+    review; `include_quarantined` counts them), `low_trust` (under `min_trust`), `forgotten`
+    (the rater asked to be forgotten), and `meta` (outside the metadata filter). Reasons with
+    no battles are left out of the answer."""
+    unsliced = BattleFilter(
+        source=f.source, tag=f.tag, since=f.since, until=f.until, min_trust=f.min_trust
+    )
+    everything = _narrowed(Comparison.objects.all(), unsliced)
+    in_slice = _narrowed(Comparison.objects.all(), f) if f.meta else everything
+    status = Subquery(
+        Verdict.objects.filter(event=OuterRef("event_id"), is_current=True).values("status")[:1]
+    )
+    trust = Subquery(
+        Verdict.objects.filter(event=OuterRef("event_id"), is_current=True).values("trust_weight")[
+            :1
+        ]
+    )
+    forgotten = Exists(RaterTombstone.objects.filter(rater_hash=OuterRef("rater_hash")))
+    low = (
+        Case(When(Q(_trust__lt=f.min_trust) | Q(_trust__isnull=True), then=True), default=False)
+        if f.min_trust is not None
+        else Value(False)
+    )
+    rows = (
+        in_slice.annotate(_status=status, _trust=trust, _forgotten=forgotten)
+        .annotate(_low=low)
+        .order_by()
+        .values_list("_status", "_low", "_forgotten")
+        .annotate(n=Count("*"))
+    )
+    found: dict[str, int] = {}
+    counted = {Verdict.Status.ACCEPTED.value}
+    if f.include_quarantined:
+        counted.add(Verdict.Status.QUARANTINED.value)
+    for state, weight, gone, n in rows:  # weight: True when under min_trust
+        if gone:
+            reason = "forgotten"
+        elif state is None:
+            reason = "waiting"
+        elif state not in counted:
+            reason = str(state)
+        elif weight:
+            reason = "low_trust"
+        else:
+            continue
+        found[reason] = found.get(reason, 0) + n
+    if f.meta:
+        outside = everything.count() - in_slice.count()
+        if outside:
+            found["meta"] = outside
+    return found
 
 
 def comparisons(f: BattleFilter) -> QuerySet[Comparison]:

@@ -55,6 +55,13 @@ class Source(models.Model):
         help_text="Whether events that say nothing about consent may be used for training.",
     )
     default_licence = models.CharField(max_length=100, blank=True, default="")
+    daily_vote_cap = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The quality policy's votes per rater per day for this source: empty means "
+        "QUALITY_DAILY_VOTE_CAP, 0 no cap (an imported research log, where heavy voters are "
+        "the study's annotators).",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

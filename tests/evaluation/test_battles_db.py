@@ -259,6 +259,8 @@ def test_bad_parameters_get_a_field_message(battles, client) -> None:
         ({"anchor": "gpt4"}, "anchor"),
         ({"min_trust": 2}, "min_trust"),
         ({"since": "2024-05-02", "until": "2024-05-01"}, "until"),
+        ({"meta": "no pair"}, "meta"),
+        ({"meta": "anony=true,bad key=1"}, "meta"),
     ]:
         response = client.get("/api/v1/leaderboard", params)
         assert response.status_code == 400, params

@@ -8,7 +8,10 @@ who votes like the crowd has p-values no smaller than uniform; Fisher's statisti
 M = -2 Σ ln p over their j informative votes is then at most χ² with 2j degrees of freedom. The
 rater is an outlier when P(χ²_2j ≥ M) falls below α spent over the dyadic blocks of j (the looks
 at j and 2j are nearly the same test), so that looking after every vote keeps false alarms rare.
-Pairs with fewer than `QUALITY_OUTLIER_MIN_PAIR_VOTES` counted votes say nothing yet."""
+Pairs with fewer than `QUALITY_OUTLIER_MIN_PAIR_VOTES` counted votes say nothing yet.
+
+The daily cap is the source's own where it sets one (`Source.daily_vote_cap`, 0 for none: an
+imported research log judged under its own policy), else `QUALITY_DAILY_VOTE_CAP`."""
 
 from __future__ import annotations
 
@@ -38,6 +41,19 @@ def outlier_p(m: float, j: int) -> float:
     return float(chi2.sf(m, 2 * j))
 
 
+def source_vote_caps(source_ids: set[int]) -> dict[int, int]:
+    """The daily vote cap of each source that sets its own (`Source.daily_vote_cap`; 0: none)."""
+    from apps.sources.models import Source
+
+    if not source_ids:
+        return {}
+    return dict(
+        Source.objects.filter(pk__in=source_ids, daily_vote_cap__isnull=False).values_list(
+            "pk", "daily_vote_cap"
+        )
+    )
+
+
 def alpha_at(j: int) -> float:
     block = max(1, int(math.log2(j)))
     return conf.get("OUTLIER_ALPHA") * 6 / (math.pi**2 * block**2)
@@ -51,7 +67,13 @@ class ReputationFilter(Filter):
     def prepare(self, batch: Batch) -> None:
         events = [e for e in batch.events if e.rater_hash]
         raters = {e.rater_hash for e in events}
-        state: dict[str, Any] = {"reputation": {}, "votes_24h": {}, "logp": {}, "test": {}}
+        state: dict[str, Any] = {
+            "reputation": {},
+            "votes_24h": {},
+            "logp": {},
+            "test": {},
+            "caps": source_vote_caps({e.source_id for e in batch.events}),
+        }
         batch.state[self.name] = state
         if not raters:
             return
@@ -106,7 +128,7 @@ class ReputationFilter(Filter):
         known = state["reputation"].get(event.rater_hash) or {}
         trust = float(known.get("trust", 1.0))
         reasons = []
-        cap = conf.get("DAILY_VOTE_CAP")
+        cap = state["caps"].get(event.source_id, conf.get("DAILY_VOTE_CAP"))
         votes = state["votes_24h"].get(event.id, 0)
         if cap and votes > cap:
             reasons.append(

@@ -27,6 +27,17 @@ class Command(BaseCommand):
         parser.add_argument("--tag", help="only events with this tag")
         parser.add_argument("--min-trust", type=float, help="minimum verdict trust weight, 0-1")
         parser.add_argument(
+            "--meta",
+            action="append",
+            help="KEY=VALUE: only events whose metadata holds it (repeatable; anony=true is "
+            "FastChat's standard: anonymous battles only)",
+        )
+        parser.add_argument(
+            "--include-quarantined",
+            action="store_true",
+            help="also count events held for review",
+        )
+        parser.add_argument(
             "--bootstrap", type=int, help="bootstrap rounds (default 1000; 0: none)"
         )
         parser.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
@@ -54,6 +65,9 @@ class Command(BaseCommand):
         ]
         params: dict[str, Any] = {n: options[n] for n in names if options.get(n) is not None}
         params["style_control"] = options["style_control"]
+        params["include_quarantined"] = options["include_quarantined"]
+        if options.get("meta"):
+            params["meta"] = ",".join(options["meta"])
         params["exact"] = options["exact"]
         query = LeaderboardQuerySerializer(data=params)
         if not query.is_valid():
