@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.exceptions import ApiErrorSerializer
+from apps.core.exceptions import ApiErrorSerializer, ApplicationError
 from apps.datasets.selectors import versions_readable_by
 from apps.registry import selectors, services
 from apps.registry.models import Alias, AliasMove, BaseModel, Checkpoint
@@ -143,6 +143,39 @@ class BaseModelListApi(APIView):
     @extend_schema(responses={200: BaseModelOutputSerializer(many=True)}, tags=["registry"])
     def get(self, request: Request) -> Response:
         return Response(BaseModelOutputSerializer(selectors.base_model_list(), many=True).data)
+
+
+class BaseModelServeApi(APIView):
+    """Serve a base model without an adapter: its base checkpoint, published, optionally under
+    an alias. The gateway answers with it at once."""
+
+    permission_classes = [CanPublish]
+
+    class ServeInputSerializer(serializers.Serializer):
+        alias = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=100,
+            help_text="Point this alias at the base model.",
+        )
+
+    @extend_schema(
+        request=ServeInputSerializer,
+        responses={200: CheckpointOutputSerializer, **_errors(400, 403, 404)},
+        tags=["registry"],
+    )
+    def post(self, request: Request, ref: str) -> Response:
+        data = self.ServeInputSerializer(data=_body(request))
+        data.is_valid(raise_exception=True)
+        base = selectors.base_model_find(ref)
+        if base is None:
+            raise ApplicationError(
+                f"There is no base model {ref!r}.", code="not_found", status_code=404
+            )
+        checkpoint = services.base_model_serve(
+            base_model=base, alias=data.validated_data.get("alias", ""), user=request.user
+        )
+        return Response(CheckpointOutputSerializer(selectors.checkpoint_get(checkpoint.pk)).data)
 
 
 class CheckpointListApi(APIView):

@@ -15,6 +15,7 @@ from apps.curation.roles import role_required
 from apps.registry import selectors, services
 from apps.registry.models import Checkpoint
 from apps.registry.permissions import can_publish
+from trainer.preference import summary_rows as preference_summary
 
 
 def _checkpoint_or_404(ref: str) -> Checkpoint:
@@ -56,6 +57,7 @@ def checkpoint_list(request: HttpRequest) -> HttpResponse:
         "status": status,
         "statuses": Checkpoint.Status.values,
         "can_publish": can_publish(request.user),
+        "base_models": selectors.base_model_list(),
     }
     return render(request, "registry/checkpoint_list.html", context)
 
@@ -83,8 +85,29 @@ def checkpoint_detail(request: HttpRequest, ref: str) -> HttpResponse:
         "metrics": sorted((checkpoint.metrics or {}).items()),
         "artifact_path": selectors.artifact_path(checkpoint),
         "can_publish": can_publish(request.user),
+        "base_weights": selectors.base_weights(checkpoint),
+        "preference": preference_summary(checkpoint.metrics),
     }
     return render(request, "registry/checkpoint_detail.html", context)
+
+
+@role_required
+@require_POST
+def base_model_serve(request: HttpRequest, ref: str) -> HttpResponse:
+    """Serve a base model as it is (its base checkpoint, published; optionally an alias)."""
+    _need_publisher(request)
+    base = selectors.base_model_find(ref)
+    if base is None:
+        raise Http404(f"There is no base model {ref!r}.")
+    try:
+        checkpoint = services.base_model_serve(
+            base_model=base, alias=request.POST.get("alias", "").strip(), user=request.user
+        )
+    except ApplicationError as exc:
+        _say(request, exc)
+        return redirect("registry:list")
+    messages.success(request, f"{base.name} is served as {checkpoint.name}.")
+    return redirect("registry:checkpoint", ref=checkpoint.name)
 
 
 @role_required

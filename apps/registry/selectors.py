@@ -3,6 +3,8 @@ and the serving manifest."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -91,6 +93,20 @@ def lineage(checkpoint: Checkpoint) -> dict[str, Any]:
         "base_model": checkpoint.base_model.model_id,
         "method": checkpoint.method,
     }
+
+
+def base_weights(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The exact weights an adapter was trained on (source, file, sha256, dtype, quantization),
+    as the trainer recorded them in the adapter's lineage.json; {} when it did not."""
+    if not checkpoint.local_path:
+        return {}
+    path = Path(checkpoint.local_path) / "lineage.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    weights = data.get("base_weights")
+    return weights if isinstance(weights, dict) else {}
 
 
 def serving_manifest() -> dict[str, Any]:

@@ -84,6 +84,20 @@ def checkpoint_register_base(*, base_model: BaseModel) -> Checkpoint:
     return checkpoint
 
 
+def base_model_serve(*, base_model: BaseModel, alias: str = "", user: Any = None) -> Checkpoint:
+    """Serve a base model as it is (no adapter): its base checkpoint is registered and published
+    (again, if it was retired), and ALIAS, if given, points at it. The gateway then answers with
+    the base before any training, so base vs first checkpoint can be A/B-tested from day one."""
+    if alias:
+        _validate_alias_name(alias)
+    checkpoint = checkpoint_register_base(base_model=base_model)
+    if checkpoint.status != Checkpoint.Status.PUBLISHED:
+        checkpoint = checkpoint_publish(checkpoint=checkpoint, user=user)
+    if alias:
+        alias_set(name=alias, checkpoint=checkpoint, user=user, reason="serve the base model")
+    return checkpoint
+
+
 def checkpoint_publish(
     *, checkpoint: Checkpoint, alias: str = "", user: Any = None, reason: str = ""
 ) -> Checkpoint:

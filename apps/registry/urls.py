@@ -6,6 +6,7 @@ from apps.registry import apis
 
 urlpatterns = [
     path("base-models", apis.BaseModelListApi.as_view(), name="base-models"),
+    path("base-models/<str:ref>/serve", apis.BaseModelServeApi.as_view(), name="base-model-serve"),
     path("checkpoints", apis.CheckpointListApi.as_view(), name="checkpoints"),
     path("checkpoints/<str:ref>", apis.CheckpointDetailApi.as_view(), name="checkpoint-detail"),
     path(

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from apps.core.exceptions import ApplicationError
 from apps.registry.models import Alias, Checkpoint
+from apps.registry.models import BaseModel as RegistryBaseModel
 from apps.serving import selectors, services
 from apps.serving.backends import Params, Usage, backend_for
 from apps.sources.models import ApiKey, Source
@@ -199,6 +200,23 @@ def _usage(usage: Usage) -> dict[str, Any] | None:
     }
 
 
+def resolve_or_serve_base(model: str, *, rater: str | None) -> selectors.Target:
+    """resolve_model, and where MODEL names no alias, checkpoint or experiment but a registered
+    base model (its name or model id), that base model served as it is: the gateway answers
+    before anything was trained or published."""
+    from apps.registry.selectors import base_model_find
+    from apps.registry.services import base_model_serve
+
+    try:
+        return selectors.resolve_model(model, rater=rater)
+    except ApplicationError as exc:
+        base = base_model_find(model) if exc.status_code == 404 and model.strip() else None
+        if base is None:
+            raise
+        checkpoint = base_model_serve(base_model=base)
+        return selectors.resolve_model(checkpoint.name, rater=rater)
+
+
 @csrf_exempt
 def chat_completions(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
@@ -208,7 +226,7 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
         chat = _parse(request)
         params = _params(chat)
         rater = chat.user or request.META.get("HTTP_X_SINKHOLE_RATER") or None
-        target = selectors.resolve_model(chat.model, rater=rater)
+        target = resolve_or_serve_base(chat.model, rater=rater)
         backend = backend_for(target.checkpoint)
         messages = [m.model_dump(exclude_none=True) for m in chat.messages]
         answer = services.served_answer_start(
@@ -386,7 +404,8 @@ def _stream(
 
 def list_models(request: HttpRequest) -> HttpResponse:
     """`GET /v1/models`, which OpenAI clients (Open WebUI among them) call to fill their model
-    picker: the aliases, the published checkpoints and the running experiments."""
+    picker: the aliases, the published checkpoints, the running experiments and the registered
+    base models (served as they are)."""
     try:
         _authenticate(request)
     except GatewayError as exc:
@@ -413,5 +432,11 @@ def list_models(request: HttpRequest) -> HttpResponse:
             "sinkhole:experiment",
         )
         for e in Experiment.objects.filter(status=Experiment.Status.RUNNING).order_by("name")
+    ]
+    listed = {item["id"] for item in data}
+    data += [
+        entry(b.name, b.created_at, "sinkhole:base-model")
+        for b in RegistryBaseModel.objects.order_by("name")
+        if b.name not in listed
     ]
     return JsonResponse({"object": "list", "data": data})

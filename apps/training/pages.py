@@ -127,7 +127,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "chart": loss_chart(run),
         "checkpoint": selectors.run_checkpoint(run),
         "can_train": can_train(request.user),
-        "metrics": sorted((run.metrics or {}).items()),
+        "metrics": sorted((k, v) for k, v in (run.metrics or {}).items() if k != "live"),
+        "preference": selectors.preference_summary(run.metrics),
     }
     return render(request, "training/run_detail.html", context)
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
 from apps.core.ids import parse_id
 from apps.training.models import TrainingRun
+from trainer.preference import summary_rows as preference_summary
+
+__all__ = ["preference_summary", "run_phase", "run_status", "training_run_get", "training_run_list"]
 
 
 def training_run_list(*, status: str = "") -> QuerySet[TrainingRun]:
@@ -37,14 +41,63 @@ def run_checkpoint(run: TrainingRun) -> Any:
         return None
 
 
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0, int(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def run_phase(run: TrainingRun) -> dict[str, Any]:
+    """What the run is doing now, in words and numbers: loading, training (step, elapsed, ETA),
+    saving, evaluating (sequences scored, ETA), or its final status and duration."""
+    live = (run.metrics or {}).get("live") or {} if run.status == TrainingRun.Status.RUNNING else {}
+    phase = live.get("phase") or run.status
+    end = run.finished_at or timezone.now()
+    elapsed = (end - run.started_at).total_seconds() if run.started_at else None
+    eta = live.get("eta_seconds")
+    info: dict[str, Any] = {
+        "phase": phase,
+        "elapsed_seconds": round(elapsed, 1) if elapsed is not None else None,
+        "eta_seconds": eta,
+        "eval_done": live.get("eval_done"),
+        "eval_total": live.get("eval_total"),
+        "fraction": round(run.progress, 4),
+    }
+    if phase == "loading" or (phase == "training" and not run.total_steps):
+        text = "loading the model and the data"
+    elif phase == "training":
+        text = f"training: step {run.step}/{run.total_steps}"
+    elif phase == "evaluating" and live.get("eval_total"):
+        done, total = live["eval_done"], live["eval_total"]
+        info["fraction"] = round(done / total, 4)
+        text = f"evaluating: {done}/{total} sequences scored"
+    elif phase in ("evaluating", "saving"):
+        text = f"{phase}: the adapter is saved" if phase == "evaluating" else "saving the adapter"
+    else:
+        text = phase
+    if elapsed is not None:
+        text += f" · {_minutes(elapsed)} {'in all' if run.finished_at else 'elapsed'}"
+    if eta is not None and run.status == TrainingRun.Status.RUNNING:
+        text += f" · about {_minutes(eta)} left"
+    info["text"] = text
+    return info
+
+
 def run_status(run: TrainingRun) -> dict[str, Any]:
     """What the run page polls every second: small, no loss curve."""
     checkpoint = run_checkpoint(run)
     last = run.loss_curve[-1] if run.loss_curve else {}
+    phase = run_phase(run)
     return {
         "id": run.pk,
         "status": run.status,
-        "progress": round(run.progress, 4),
+        "phase": phase,
+        "progress": phase["fraction"],
         "step": run.step,
         "total_steps": run.total_steps,
         "loss": last.get("loss"),

@@ -189,7 +189,9 @@ def training_run_validate(
         )
         data_ok = "dataset_version" not in errors and "method" not in errors
         try:
-            JobSpec.from_dict(spec).validate(check_files=data_ok)
+            # Stored with every default filled in (the learning rate, max_length...), so the
+            # run's page shows what it used; the worker adds what depends on its machine.
+            spec = JobSpec.from_dict(spec).validate(check_files=data_ok).to_dict()
         except SpecError as exc:
             for path, message in exc.errors.items():
                 errors.setdefault(_field_for(path), message)
@@ -273,7 +275,13 @@ def _claim(run_id: int, task_id: str) -> TrainingRun | None:
     (redelivery after a lost worker, the reaper's requeue, an in-process --wait) name it."""
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status != TrainingRun.Status.QUEUED:
+        if run is None:
+            return None
+        if run.status == TrainingRun.Status.RUNNING and _owner_dead(run, timezone.now()):
+            # The message came back because the process running it died (an OOM kill of a
+            # worker child, acks_late): take the run over instead of leaving it `running`.
+            run.status = TrainingRun.Status.QUEUED
+        if run.status != TrainingRun.Status.QUEUED:
             return None
         now = timezone.now()
         if run.cancel_requested:
@@ -305,7 +313,7 @@ def _claim(run_id: int, task_id: str) -> TrainingRun | None:
 class _Reporter:
     """The trainer's callbacks, turned into at most one database write a second."""
 
-    def __init__(self, run: TrainingRun) -> None:
+    def __init__(self, run: TrainingRun, stop_event: threading.Event | None = None) -> None:
         self.run_id = run.pk
         self.curve: list[dict[str, Any]] = list(run.loss_curve or [])
         self.log: deque[str] = deque(
@@ -315,6 +323,8 @@ class _Reporter:
         self.last_write = 0.0
         self.last_cancel_check = 0.0
         self.cancel = False
+        self.stop_event = stop_event
+        self.live: dict[str, Any] = {}
         self.lock = threading.Lock()
         if run.attempts > 1:
             self.log.append(f"attempt {run.attempts} on {worker_host()}: resuming")
@@ -342,6 +352,17 @@ class _Reporter:
                     self.curve = self.curve[:1] + self.curve[1:-1][::2] + self.curve[-1:]
             for line in _log_lines(progress):
                 self.log.append(line)
+            phase = str(getattr(progress, "phase", "") or "")
+            if phase:
+                live = {
+                    "phase": phase,
+                    "elapsed_seconds": getattr(progress, "elapsed_seconds", None),
+                    "eta_seconds": getattr(progress, "eta_seconds", None),
+                }
+                if phase == "evaluating":
+                    live["eval_done"] = int(getattr(progress, "eval_done", 0) or 0)
+                    live["eval_total"] = int(getattr(progress, "eval_total", 0) or 0)
+                self.live = live
         self.flush(force=False)
 
     def flush(self, *, force: bool) -> None:
@@ -358,9 +379,15 @@ class _Reporter:
                 "log_tail": "\n".join(self.log)[-8000:],
                 "heartbeat_at": timezone.now(),
             }
+            if self.live:
+                # What the run is doing now (phase, its progress and ETA); the final metrics
+                # replace it when the run ends.
+                fields["metrics"] = {"live": dict(self.live)}
         TrainingRun.objects.filter(pk=self.run_id).update(**fields)
 
     def should_stop(self) -> bool:
+        if self.stop_event is not None and self.stop_event.is_set():
+            return True  # SIGTERM/SIGINT to `train --here`: checkpoint and stop now
         now = time.monotonic()
         if now - self.last_cancel_check >= CANCEL_CHECK_EVERY_S:
             self.last_cancel_check = now
@@ -442,7 +469,11 @@ def lineage_for(run: TrainingRun) -> dict[str, Any]:
 
 
 def training_run_execute(
-    *, run_id: int, task_id: str = "", run_job: Callable[..., Any] | None = None
+    *,
+    run_id: int,
+    task_id: str = "",
+    run_job: Callable[..., Any] | None = None,
+    stop_event: threading.Event | None = None,
 ) -> TrainingRun:
     """Run a queued run to the end in this process: claim it, train (resuming from the output
     folder's last checkpoint when an earlier attempt left one), register the checkpoint. A run
@@ -451,7 +482,7 @@ def training_run_execute(
     if run is None:
         return TrainingRun.objects.get(pk=run_id)
     run = TrainingRun.objects.select_related("dataset_version__recipe", "base_model").get(pk=run_id)
-    reporter = _Reporter(run)
+    reporter = _Reporter(run, stop_event)
     beat = _Heartbeat(run.pk, every=max(1.0, min(15.0, heartbeat_timeout_s() / 4)))
     beat.start()
     try:
@@ -475,7 +506,8 @@ def training_run_execute(
         return TrainingRun.objects.get(pk=run_id)
     beat.stop()
     reporter.flush(force=True)
-    return _finish(run.pk, result)
+    stopped_by = "a stop signal" if stop_event is not None and stop_event.is_set() else ""
+    return _finish(run.pk, result, stopped_by=stopped_by)
 
 
 def _fresh_connection() -> None:
@@ -498,7 +530,7 @@ def _finish_failed(run_id: int, exc: BaseException) -> None:
         run.save(update_fields=["status", "error", "finished_at"])
 
 
-def _finish(run_id: int, result: Any) -> TrainingRun:
+def _finish(run_id: int, result: Any, *, stopped_by: str = "") -> TrainingRun:
     metrics = dict(getattr(result, "metrics", None) or {})
     _fresh_connection()
     with transaction.atomic():
@@ -509,6 +541,8 @@ def _finish(run_id: int, result: Any) -> TrainingRun:
         )
         run.finished_at = timezone.now()
         run.metrics = metrics
+        if getattr(result, "spec", None):
+            run.spec = dict(result.spec)  # as run: micro-batch and checkpointing included
         curve = getattr(result, "loss_curve", None)
         if curve and not run.loss_curve:
             run.loss_curve = list(curve)
@@ -517,6 +551,11 @@ def _finish(run_id: int, result: Any) -> TrainingRun:
             run.log_tail = f"{run.log_tail}\nresumed from step {resumed}".strip()[-8000:]
         if getattr(result, "cancelled", False):
             run.status = TrainingRun.Status.CANCELLED
+            if stopped_by:
+                checkpoint = getattr(result, "checkpoint_dir", None)
+                run.error = f"stopped by {stopped_by} at step {getattr(result, 'steps', 0)}" + (
+                    f"; checkpoint {Path(checkpoint).name} saved" if checkpoint else ""
+                )
         else:
             try:
                 checkpoint_register(run=run, adapter_dir=Path(result.adapter_dir), metrics=metrics)
@@ -534,12 +573,36 @@ def _finish(run_id: int, result: Any) -> TrainingRun:
                 "error",
                 "progress",
                 "log_tail",
+                "spec",
             ]
         )
     return run
 
 
 # -- reap ------------------------------------------------------------------------------------
+
+
+def worker_alive(worker: str) -> bool | None:
+    """Whether the process named by a run's worker_host ("host:pid") still lives: True or False
+    for a process on this host, None for another host's (only its heartbeat can tell)."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _owner_dead(run: TrainingRun, now: Any) -> bool:
+    """A running run's process is gone: dead on this host, or silent past the heartbeat timeout."""
+    if worker_alive(run.worker_host) is False:
+        return True
+    cutoff = now - timedelta(seconds=heartbeat_timeout_s())
+    return run.heartbeat_at is not None and run.heartbeat_at < cutoff
 
 
 def training_runs_reap(*, now: Any = None) -> dict[str, int]:
@@ -549,15 +612,25 @@ def training_runs_reap(*, now: Any = None) -> dict[str, int]:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=heartbeat_timeout_s())
     counts = {"requeued": 0, "failed": 0, "cancelled": 0}
-    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff)
-    for run_id in list(stale.values_list("pk", flat=True)):
+    running = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING)
+    stale = set(running.filter(heartbeat_at__lt=cutoff).values_list("pk", flat=True))
+    # A process on this host that is gone needs no timeout to be known dead.
+    stale |= {
+        pk
+        for pk, worker in running.values_list("pk", "worker_host")
+        if worker_alive(worker) is False
+    }
+    for run_id in sorted(stale):
         with transaction.atomic():
             run = TrainingRun.objects.select_for_update().get(pk=run_id)
-            if run.status != TrainingRun.Status.RUNNING or (
-                run.heartbeat_at and run.heartbeat_at >= cutoff
-            ):
+            if run.status != TrainingRun.Status.RUNNING or not _owner_dead(run, now):
                 continue  # it beat or finished meanwhile
-            quiet = f"no heartbeat from {run.worker_host or 'its worker'} since {run.heartbeat_at:%Y-%m-%d %H:%M:%S}"
+            quiet = (
+                f"its process {run.worker_host} is gone"
+                if worker_alive(run.worker_host) is False
+                else f"no heartbeat from {run.worker_host or 'its worker'} since "
+                f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S}"
+            )
             if run.cancel_requested:
                 run.status, run.finished_at = TrainingRun.Status.CANCELLED, now
                 counts["cancelled"] += 1

@@ -7,13 +7,22 @@
 (one task per child process cannot be set per queue in Celery, hence the flag on the worker:
 each run gets a fresh process, so a run's GPU memory and CUDA state never leak into the next).
 `acks_late` + `reject_on_worker_lost` put the message back when a worker dies mid-run; the
-run row's claim (queued → running under a lock) makes sure it executes once, and the reaper
-(`training.reap`, periodic) requeues a run whose heartbeat went quiet."""
+run row's claim (queued → running under a lock) makes sure it executes once (and takes over a run
+whose process died), and the reaper requeues a run whose heartbeat went quiet: sent by beat
+every minute where beat runs, and run every minute by every worker's main process from its
+start (`worker_ready`) where it does not, so no run stays `running` after its process died."""
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
+REAP_EVERY_S = 60.0
 
 SOFT_TIME_LIMIT_S = settings.TRAINING_SOFT_TIME_LIMIT
 
@@ -39,3 +48,32 @@ def reap() -> dict[str, int]:
     from apps.training.services import training_runs_reap
 
     return training_runs_reap()
+
+
+def _reap_forever(stop: threading.Event) -> None:
+    from django.db import connection
+
+    from apps.training.services import training_runs_reap
+
+    while True:
+        try:
+            counts = training_runs_reap()
+            if any(counts.values()):
+                logger.warning("reaped training runs", extra=counts)
+        except Exception:  # noqa: BLE001 - the next round tries again
+            logger.warning("the training reaper failed", exc_info=True)
+        finally:
+            connection.close()
+        if stop.wait(REAP_EVERY_S):
+            return
+
+
+@worker_ready.connect
+def _reap_from_workers(sender: object = None, **_: object) -> None:
+    """Every worker checks at start-up (a run its dead predecessor left `running` is requeued
+    at once when its process is gone from this host) and then every minute, in a thread of its
+    main process: no run waits for a beat that is not running."""
+    thread = threading.Thread(
+        target=_reap_forever, args=(threading.Event(),), daemon=True, name="training-reaper"
+    )
+    thread.start()

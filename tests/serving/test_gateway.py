@@ -142,10 +142,11 @@ def test_a_retired_checkpoint_is_not_served(gateway, registry):
     assert "retired" in response.json()["error"]["message"]
 
 
-def test_models_lists_aliases_checkpoints_and_experiments(client, src, registry):
+def test_models_lists_aliases_checkpoints_experiments_and_base_models(client, src, registry):
     response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {src.secret}")
     ids = [m["id"] for m in response.json()["data"]]
-    assert ids == ["production", "base-tiny", "tiny-lora"]
+    # The registered base models last (served as they are; see test_base_model.py).
+    assert ids == ["production", "base-tiny", "tiny-lora", "smollm2-135m", "tiny"]
 
 
 # ---- upstream ----------------------------------------------------------------------------------

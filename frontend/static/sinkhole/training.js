@@ -1,5 +1,5 @@
 // The run page polls its live URL every second while the run is queued or running: progress,
-// step, loss, the loss chart (SVG drawn and escaped by the server) and the log tail (as text).
+// phase (training step or evaluation progress, elapsed time and ETA), loss, the loss chart (SVG drawn and escaped by the server) and the log tail (as text).
 (function () {
   "use strict";
   var root = document.getElementById("run");
@@ -13,7 +13,7 @@
   }
   function apply(data) {
     document.getElementById("run-progress").value = data.progress;
-    text("run-step", "step " + data.step + "/" + data.total_steps);
+    text("run-phase", data.phase ? data.phase.text : "");
     text("run-loss", data.loss == null ? "" : "loss " + data.loss.toFixed(4));
     text("run-speed", data.tokens_per_second ? Math.round(data.tokens_per_second) + " tok/s" : "");
     var badge = document.getElementById("run-status");

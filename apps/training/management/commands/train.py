@@ -7,11 +7,15 @@ queue and prints its id. With --wait it waits for the end: when a worker consume
 queue the run goes there and this command follows it; when none answers (or with --here) the run
 executes in this process instead, so that `train --wait` works on a laptop with no worker
 running. With --wait --json it prints one JSON object: run, status, checkpoint, adapter_path,
-metrics."""
+metrics. --cancel RUN stops a run (a queued one at once, a running one within seconds, at
+its last checkpoint). SIGTERM or Ctrl-C to a run training here saves a checkpoint and marks the
+run cancelled; a run followed with --wait whose worker died is reaped and said so."""
 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from typing import Any
 
@@ -21,7 +25,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.core.exceptions import ApplicationError
 from apps.training.models import TrainingRun
 from apps.training.selectors import run_checkpoint, training_run_get
-from apps.training.services import TERMINAL, training_run_create, training_run_execute
+from apps.training.services import (
+    TERMINAL,
+    training_run_cancel,
+    training_run_create,
+    training_run_execute,
+    training_runs_reap,
+    worker_alive,
+)
 
 
 def _value(text: str) -> Any:
@@ -66,8 +77,13 @@ class Command(BaseCommand):
     help = "Launch a training run on a dataset version (optionally waiting for it)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dataset", required=True, help="Dataset version id (e.g. 12 or v12).")
-        parser.add_argument("--method", required=True, choices=["sft", "dpo", "kto", "rm"])
+        parser.add_argument("--dataset", help="Dataset version id (e.g. 12 or v12).")
+        parser.add_argument("--method", choices=["sft", "dpo", "kto", "rm"])
+        parser.add_argument(
+            "--cancel",
+            metavar="RUN",
+            help="Cancel this run (queued: at once; running: in seconds).",
+        )
         parser.add_argument(
             "--base", default="", help="Base model name or id (default: the default one)."
         )
@@ -88,6 +104,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["cancel"]:
+            self._cancel(options["cancel"], as_json=options["json"])
+            return
+        missing = [f"--{name}" for name in ("dataset", "method") if not options[name]]
+        if missing:
+            raise CommandError(f"{' and '.join(missing)} required (or --cancel RUN)")
         wait = options["wait"] or options["here"]
         here = options["here"] or (wait and not training_worker_listening())
         try:
@@ -107,12 +129,40 @@ class Command(BaseCommand):
         if here:
             if not options["json"]:
                 self.stderr.write(f"run {run.pk}: no training worker is listening; training here")
-            run = training_run_execute(run_id=run.pk)
+            run = self._execute_here(run.pk)
         else:
             run = self._follow(run, quiet=options["json"])
         self._print(training_run_get(run.pk), options, queued=False)
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise CommandError(f"run {run.pk} {run.status}")
+
+    def _cancel(self, ref: str, *, as_json: bool) -> None:
+        try:
+            run = training_run_cancel(run=training_run_get(ref))
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
+        if as_json:
+            self.stdout.write(json.dumps({"run": run.pk, "status": run.status}))
+        elif run.status == TrainingRun.Status.CANCELLED:
+            self.stdout.write(f"run {run.pk} cancelled")
+        else:
+            self.stdout.write(f"run {run.pk}: cancel requested; it stops within seconds")
+
+    def _execute_here(self, run_id: int) -> TrainingRun:
+        """Train in this process; SIGTERM or SIGINT stops it at a checkpoint (the run is marked
+        cancelled and a rerun of its spec resumes there) instead of leaving it `running`."""
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: Any) -> None:
+            self.stderr.write(f"run {run_id}: {signal.Signals(signum).name}; saving a checkpoint")
+            stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return training_run_execute(run_id=run_id, stop_event=stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _follow(self, run: TrainingRun, *, quiet: bool) -> TrainingRun:
         """Poll the run once a second until it ends, with a progress bar on stderr (steps, the
@@ -132,7 +182,30 @@ class Command(BaseCommand):
                 )
                 if run.status in TERMINAL:
                     return run
+                if run.status == TrainingRun.Status.RUNNING and self._worker_dead(run):
+                    worker = run.worker_host
+                    training_runs_reap()
+                    run.refresh_from_db()
+                    self.stderr.write(
+                        f"run {run.pk}: its worker {worker} died; the run is now {run.status}"
+                        + (f" ({run.error})" if run.error else "")
+                    )
+                    if run.status in TERMINAL:
+                        return run
                 time.sleep(1.0)
+
+    @staticmethod
+    def _worker_dead(run: TrainingRun) -> bool:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from apps.training.services import heartbeat_timeout_s
+
+        if worker_alive(run.worker_host) is False:
+            return True
+        quiet_since = timezone.now() - timedelta(seconds=heartbeat_timeout_s())
+        return run.heartbeat_at is not None and run.heartbeat_at < quiet_since
 
     def _print(self, run: TrainingRun, options: dict[str, Any], *, queued: bool) -> None:
         checkpoint = run_checkpoint(run)
