@@ -50,7 +50,7 @@ def test_an_adhoc_build_prints_one_json_object(events) -> None:
     recipe = Recipe.objects.get(pk=version.recipe_id)
     assert (
         recipe.adhoc
-        and recipe.name.startswith("adhoc-dpo-")
+        and recipe.name.startswith("build-dataset-dpo-")
         and recipe.filters == {"source": "test-app"}
     )
 

@@ -1,14 +1,19 @@
 """`manage.py build_dataset (--recipe NAME | --kind sft|dpo|kto [--source S] [--min-trust X]
 [--curated-only]) [--json] [--enqueue [--wait]]`: build a dataset version.
 
-`--kind` makes an ad-hoc recipe from the flags, saved under a generated name (`adhoc-dpo-…`), so
-the version keeps its lineage like any other. The build runs in this process (a progress bar on
+`--kind` makes a recipe from the flags, named after the command and its options
+(`build-dataset-dpo-<hash of the options>`) and reused by the next build with the same flags, so
+the version keeps its lineage like any other and the recipe list does not fill with copies. The build runs in this process (a progress bar on
 a terminal) unless `--enqueue` sends it to the `datasets` queue; `--wait` then polls until the
 worker finishes. Prints the version id, content hash, rows per split and file paths; `--json`
-prints one object with keys version, hash, rows, files (absolute paths), status."""
+prints one object with keys version, hash, rows, files (absolute paths), status, waiting.
+
+Events that no worker has judged yet cannot go into a dataset: the command says how many wait
+(`waiting`), and a version with no rows is an error (exit status 1) unless `--allow-empty`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -20,7 +25,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.datasets import selectors
 from apps.datasets.models import KINDS, DatasetVersion
 from apps.datasets.services import (
-    adhoc_recipe_name,
     dataset_version_build,
     dataset_version_create,
     recipe_create,
@@ -54,6 +58,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--wait", action="store_true", help="with --enqueue: wait for the worker"
         )
+        parser.add_argument(
+            "--allow-empty",
+            action="store_true",
+            help="a version with no rows is not an error",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         recipe = self._recipe(options)
@@ -63,9 +72,26 @@ class Command(BaseCommand):
                 version = self._wait(version)
         else:
             version = self._build(version, show_bar=not options["json"] and self.stderr.isatty())
-        self._print(version, as_json=options["json"])
+        from apps.quality.backlog import events_without_verdict
+
+        waiting = events_without_verdict().count()
+        self._print(version, as_json=options["json"], waiting=waiting)
         if version.status == DatasetVersion.Status.FAILED:
             raise CommandError(f"version {version.pk} failed: {version.error}")
+        if waiting and not options["json"]:
+            self.stderr.write(
+                f"{waiting} events wait for a worker to judge them and are not in this version "
+                "(start a worker: make worker)"
+            )
+        empty = version.status == DatasetVersion.Status.SUCCEEDED and not any(
+            (version.rows or {}).values()
+        )
+        if empty and not options["allow_empty"]:
+            raise CommandError(
+                f"version {version.pk} has no rows"
+                + (f"; {waiting} events still wait for a worker's verdict" if waiting else "")
+                + " (--allow-empty accepts an empty version)"
+            )
 
     def _recipe(self, options: dict[str, Any]) -> Any:
         if options["recipe"]:
@@ -78,9 +104,22 @@ class Command(BaseCommand):
             if not Source.objects.filter(name=options["source"]).exists():
                 raise CommandError(f"no source named {options['source']!r}")
             filters["source"] = options["source"]
+        chosen = {
+            "filters": filters,
+            "min_trust": options["min_trust"],
+            "curated_only": options["curated_only"],
+            "test_fraction": options["test_fraction"],
+            "max_rows": options["max_rows"],
+            "seed": options["seed"],
+        }
+        digest = hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:10]
+        name = f"build-dataset-{options['kind']}-{digest}"
+        existing = selectors.recipe_get(name=name)
+        if existing is not None:
+            return existing
         try:
             return recipe_create(
-                name=adhoc_recipe_name(options["kind"]),
+                name=name,
                 kind=options["kind"],
                 filters=filters,
                 min_trust=options["min_trust"],
@@ -120,7 +159,7 @@ class Command(BaseCommand):
                 return version
             time.sleep(1.0)
 
-    def _print(self, version: DatasetVersion, *, as_json: bool) -> None:
+    def _print(self, version: DatasetVersion, *, as_json: bool, waiting: int) -> None:
         root = settings.ARTIFACT_ROOT
         files: dict[str, Any] = {}
         for key, value in version.files.items():
@@ -139,6 +178,7 @@ class Command(BaseCommand):
                         "files": files,
                         "status": version.status,
                         "recipe": version.recipe.name,
+                        "waiting": waiting,
                     }
                 )
             )

@@ -9,7 +9,12 @@ redaction, hold-for-review, consent and licence defaults apply to the imported e
 
 Shows a progress bar over the bytes read when stderr is a terminal, and ends with one line:
 `imported N, duplicate N, rejected N (first reasons)`. Importing the same file again adds
-nothing: every event comes back as duplicate."""
+nothing: every event comes back as duplicate.
+
+The new events are normalized and judged by workers. In embedded mode (no broker server) with no
+worker listening, the command does that itself before it returns, so that a `build_dataset` or
+`leaderboard` right after it sees them (`--no-process` leaves them to a worker); with a broker
+server and no worker it says how many events wait for one."""
 
 from __future__ import annotations
 
@@ -42,6 +47,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--batch-size", type=int, default=1000, help="events per database batch"
+        )
+        parser.add_argument(
+            "--no-process",
+            action="store_true",
+            help="leave normalizing and judging to a worker even when none is listening",
         )
         parser.add_argument("path", help="the file (.json, .jsonl, or either gzipped)")
 
@@ -83,6 +93,29 @@ class Command(BaseCommand):
             if bar is not None:
                 bar.close()
         self.stdout.write(summary.line())
+        if summary.imported and not options["no_process"]:
+            self._process_without_worker()
+
+    def _process_without_worker(self) -> None:
+        """Normalize and judge the new events here when no worker would (embedded mode)."""
+        from apps.core.workers import embedded_broker, run_here, workers_alive
+
+        alive = workers_alive(timeout=1.0)
+        if any({"ingest", "quality"} & set(worker.queues) for worker in alive):
+            return
+        if not embedded_broker():
+            self.stderr.write(
+                "no worker is listening: the new events wait for one to normalize and judge "
+                "them (start a worker, or run normalize_feedback and requalify)"
+            )
+            return
+        # The sweeps a worker runs on start-up, here: every event without its rows or verdict.
+        normalized = run_here("feedback.reconcile")
+        judged = run_here("quality.reconcile")
+        self.stderr.write(
+            f"no worker is listening: normalized and judged the new events here "
+            f"({_count(normalized, 'normalized')} normalized, {_count(judged, 'judged')} judged)"
+        )
 
     def _source(self, name: str, format_name: str) -> Source:
         source = Source.objects.filter(name=name).first()
@@ -101,3 +134,7 @@ class Command(BaseCommand):
             raise CommandError(f"cannot create source {name!r}: {messages}") from exc
         self.stderr.write(f"created source {name!r}")
         return source
+
+
+def _count(result: Any, key: str) -> Any:
+    return result.get(key, "?") if isinstance(result, dict) else result
