@@ -141,6 +141,7 @@ def test_the_leaderboard_counts_battles_waiting_for_a_verdict_as_left_out(tmp_pa
         "fastchat",
         "--source",
         "unjudged",
+        "--no-process",
         str(tmp_path / "arena.jsonl"),
         stdout=io.StringIO(),
         stderr=io.StringIO(),

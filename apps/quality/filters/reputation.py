@@ -22,6 +22,7 @@ from typing import Any
 
 from apps.quality import conf
 from apps.quality.filters.base import PASS, QUARANTINE, Batch, Context, Filter, FilterResult, Reason
+from apps.sources.models import Source
 
 
 def vote_p_value(outcome: str, counts: tuple[int, int, int]) -> float | None:
@@ -43,8 +44,6 @@ def outlier_p(m: float, j: int) -> float:
 
 def source_vote_caps(source_ids: set[int]) -> dict[int, int]:
     """The daily vote cap of each source that sets its own (`Source.daily_vote_cap`; 0: none)."""
-    from apps.sources.models import Source
-
     if not source_ids:
         return {}
     return dict(

@@ -29,6 +29,7 @@ from apps.datasets.services import (
     dataset_version_create,
     recipe_create,
 )
+from apps.quality.backlog import events_without_verdict
 from apps.sources.models import Source
 
 
@@ -72,8 +73,6 @@ class Command(BaseCommand):
                 version = self._wait(version)
         else:
             version = self._build(version, show_bar=not options["json"] and self.stderr.isatty())
-        from apps.quality.backlog import events_without_verdict
-
         waiting = events_without_verdict().count()
         self._print(version, as_json=options["json"], waiting=waiting)
         if version.status == DatasetVersion.Status.FAILED:

@@ -25,6 +25,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.core.workers import embedded_broker, run_here, workers_alive
 from apps.feedback.importers import FORMATS
 from apps.feedback.services.importing import feedback_import
 from apps.sources.models import Source
@@ -98,8 +99,6 @@ class Command(BaseCommand):
 
     def _process_without_worker(self) -> None:
         """Normalize and judge the new events here when no worker would (embedded mode)."""
-        from apps.core.workers import embedded_broker, run_here, workers_alive
-
         alive = workers_alive(timeout=1.0)
         if any({"ingest", "quality"} & set(worker.queues) for worker in alive):
             return
