@@ -589,41 +589,41 @@ class _Job:
     def _implicit_rewards(
         self, model: Any, tokenizer: Any, rows: list[dict[str, Any]]
     ) -> dict[str, float]:
-        """Preference accuracy and margin of the implicit reward beta * (log p_policy - log p_ref).
+        """KTO: preference accuracy and margin of the implicit reward beta * (log p_policy -
+        log p_ref), scored in batches without gradients (base once, adapter off).
 
-        DPO: per pair, chosen vs rejected. KTO rows are unpaired: desirable completions are
-        compared with undesirable ones for the same prompt where a prompt has both, otherwise with
-        every undesirable completion (the AUC of the reward); `eval_kto_pairing` says which."""
+        KTO rows are unpaired: desirable completions are compared with undesirable ones for the
+        same prompt where a prompt has both, otherwise with every undesirable completion (the
+        AUC of the reward); `eval_kto_pairing` says which."""
+        from trainer.preference import sequence_logps
+
         beta = self.spec.beta
-
-        def reward(prompt: Any, completion: Any) -> float:
-            self.check_stop()
-            policy = _sequence_logp(model, tokenizer, prompt, completion, self.spec.max_length)
-            with model.disable_adapter():
-                reference = _sequence_logp(
-                    model, tokenizer, prompt, completion, self.spec.max_length
-                )
-            return beta * (policy - reference)
-
         model.eval()
-        if self.spec.method == "dpo":
-            chosen = [reward(r["prompt"], r["chosen"]) for r in rows]
-            rejected = [reward(r["prompt"], r["rejected"]) for r in rows]
-            margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
-            return {
-                "eval_preference_accuracy": _round(sum(m > 0 for m in margins) / len(margins)),
-                "eval_reward_margin": _round(sum(margins) / len(margins)),
-                "eval_reward_chosen": _round(sum(chosen) / len(chosen)),
-                "eval_reward_rejected": _round(sum(rejected) / len(rejected)),
-                "eval_pairs": float(len(margins)),
-            }
-        scored = [
-            (
-                json.dumps(r["prompt"], sort_keys=True),
-                r["label"],
-                reward(r["prompt"], r["completion"]),
-            )
+        sequences = [
+            _sequence_ids(tokenizer, r["prompt"], r["completion"], self.spec.max_length)
             for r in rows
+        ]
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        total, done = 2 * len(sequences), [0]
+
+        def tick(count: int) -> None:
+            self.check_stop()
+            done[0] += count
+            self.report(
+                "evaluating",
+                log=f"evaluating: {done[0]}/{total} sequences",
+                eval_done=done[0],
+                eval_total=total,
+            )
+
+        batch = self.spec.eval_batch_size
+        with model.disable_adapter():
+            base = sequence_logps(model, sequences, pad_id=pad, batch_size=batch, on_batch=tick)
+        tuned = sequence_logps(model, sequences, pad_id=pad, batch_size=batch, on_batch=tick)
+        rewards = [beta * (t[0] - b[0]) for t, b in zip(tuned, base, strict=True)]
+        scored = [
+            (json.dumps(r["prompt"], sort_keys=True), r["label"], reward)
+            for r, reward in zip(rows, rewards, strict=True)
         ]
         good = [(p, s) for p, label, s in scored if label]
         bad = [(p, s) for p, label, s in scored if not label]
@@ -936,11 +936,12 @@ def _prompt_messages(row: dict[str, Any], method: str) -> list[dict[str, str]]:
     return prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
 
 
-def _sequence_logp(
-    model: Any, tokenizer: Any, prompt: Any, completion: Any, max_length: int
-) -> float:
-    """Sum of log p(completion tokens | prompt), tokenized the way TRL does (template applied)."""
-    import torch
+def _sequence_ids(
+    tokenizer: Any, prompt: Any, completion: Any, max_length: int
+) -> tuple[list[int], list[int]]:
+    """(prompt ids, completion ids) tokenized the way TRL does (chat template applied), cut to
+    max_length at the prompt's start like the DPO pairs."""
+    from trainer.preference import fit_pair
 
     if isinstance(prompt, list):
         prompt_text = tokenizer.apply_chat_template(
@@ -950,17 +951,13 @@ def _sequence_logp(
     else:
         prompt_text, full_text = prompt, prompt + completion
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-    full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"][:max_length]
-    start = min(len(prompt_ids), len(full_ids) - 1)
-    if start < 1 or len(full_ids) <= start:
-        return 0.0
-    ids = torch.tensor([full_ids], device=model.device)
-    with torch.inference_mode():
-        logits = model(input_ids=ids).logits.float()
-    logps = torch.log_softmax(logits[0, :-1], dim=-1)
-    targets = ids[0, 1:]
-    token_logps = logps.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return float(token_logps[start - 1 :].sum())
+    full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+    start = 0
+    while start < min(len(prompt_ids), len(full_ids)) and prompt_ids[start] == full_ids[start]:
+        start += 1
+    start = max(1, min(start, len(full_ids) - 1))
+    kept, reply, _, _ = fit_pair(full_ids[:start], full_ids[start:], [], max_length)
+    return kept, reply
 
 
 def _loss_curve(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
