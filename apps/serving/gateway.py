@@ -30,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from apps.core.exceptions import ApplicationError
 from apps.registry.models import Alias, Checkpoint
 from apps.registry.models import BaseModel as RegistryBaseModel
+from apps.registry.selectors import base_model_find
+from apps.registry.services import base_model_serve
 from apps.serving import selectors, services
 from apps.serving.backends import Params, Usage, backend_for
 from apps.sources.models import ApiKey, Source
@@ -204,9 +206,6 @@ def resolve_or_serve_base(model: str, *, rater: str | None) -> selectors.Target:
     """resolve_model, and where MODEL names no alias, checkpoint or experiment but a registered
     base model (its name or model id), that base model served as it is: the gateway answers
     before anything was trained or published."""
-    from apps.registry.selectors import base_model_find
-    from apps.registry.services import base_model_serve
-
     try:
         return selectors.resolve_model(model, rater=rater)
     except ApplicationError as exc:
