@@ -46,11 +46,10 @@ def source_vote_caps(source_ids: set[int]) -> dict[int, int]:
     """The daily vote cap of each source that sets its own (`Source.daily_vote_cap`; 0: none)."""
     if not source_ids:
         return {}
-    return dict(
-        Source.objects.filter(pk__in=source_ids, daily_vote_cap__isnull=False).values_list(
-            "pk", "daily_vote_cap"
-        )
+    rows = Source.objects.filter(pk__in=source_ids, daily_vote_cap__isnull=False).values_list(
+        "pk", "daily_vote_cap"
     )
+    return {pk: cap for pk, cap in rows if cap is not None}
 
 
 def alpha_at(j: int) -> float:
