@@ -143,6 +143,7 @@ MATRIX: dict[str, dict[str, Rule]] = {
     "datasets/versions/<int:version_id>/compare": {"GET": r(STAFF, query="with={version_id}")},
     # --- registry and training ----------------------------------------------------------------
     "api/v1/base-models": {"GET": r(SECRET_KEYS | STAFF)},
+    "api/v1/base-models/<str:ref>/serve": {"POST": r(ADMINS)},
     "api/v1/checkpoints": {"GET": r(SECRET_KEYS | STAFF, sees=OWN_DATA, shows=True)},
     "api/v1/checkpoints/<str:ref>": {"GET": r(SECRET_KEYS | STAFF, sees=OWN_DATA, shows=True)},
     "api/v1/checkpoints/<str:ref>/publish": {"POST": r(ADMINS)},
@@ -167,6 +168,7 @@ MATRIX: dict[str, dict[str, Rule]] = {
     "training/<int:run_id>/cancel": {"POST": r(ADMINS)},
     "checkpoints/": {"GET": r(STAFF)},
     "checkpoints/aliases/<slug:name>/rollback": {"POST": r(ADMINS)},
+    "checkpoints/base/<str:ref>/serve": {"POST": r(ADMINS)},
     "checkpoints/<str:ref>/": {"GET": r(STAFF, shows=True)},
     "checkpoints/<str:ref>/publish": {"POST": r(ADMINS)},
     "checkpoints/<str:ref>/retire": {"POST": r(ADMINS)},
@@ -234,6 +236,8 @@ PARAM_OVERRIDES: dict[str, dict[str, str]] = {
     "checkpoints/aliases/<slug:name>/rollback": {"name": "production"},
     "experiments/<str:ref>/<slug:action>": {"ref": "ab", "action": "start"},
     "api/v1/experiments/<str:ref>": {"ref": "ab"},
+    "api/v1/base-models/<str:ref>/serve": {"ref": "tiny"},
+    "checkpoints/base/<str:ref>/serve": {"ref": "tiny"},
 }
 EXPERIMENT_PATTERNS = re.compile(r"experiments/<str:ref>")
 JUDGE_PATTERNS = re.compile(r"judges/<str:ref>")
