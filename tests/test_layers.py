@@ -2,9 +2,9 @@
 
 The import graph of `apps/` is read with `ast` (nothing is imported). An app imports only apps
 on lower rows; apps on one row may import one another one way only; a function-level import of
-another app carries a comment on its line saying why it must be lazy (in `AppConfig.ready()` the
-reason goes without saying: that is where an app connects its signals and hooks, once every
-model is loaded); `trainer/` imports no Django and no app."""
+another app carries a comment on its line saying why it must be lazy (in `AppConfig.ready()`,
+where an app connects its signals and hooks: apps.py loads before the models); `trainer/`
+imports no Django and no app."""
 
 from __future__ import annotations
 
@@ -170,9 +170,7 @@ def lazy_without_reason(found: list[Arrow]) -> list[str]:
         "why it must be lazy (a cycle, a heavy library, models not loaded yet); or move it to "
         "the top of the module"
         for arrow in found
-        if arrow.lazy
-        and not (arrow.function == "ready" and arrow.file.endswith("/apps.py"))
-        and len(arrow.comment.split()) < 2
+        if arrow.lazy and len(arrow.comment.split()) < 2
     ]
 
 

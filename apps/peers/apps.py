@@ -11,7 +11,7 @@ class PeersConfig(AppConfig):
     verbose_name = "Peers and connectors"
 
     def ready(self) -> None:
-        from apps.feedback.importers import register
+        from apps.feedback.importers import register  # lazy: apps.py loads before models
         from apps.peers.fastchat.importer import IMPORTER as FASTCHAT
         from apps.peers.langfuse import openapi  # noqa: F401  (registers the Basic auth scheme)
         from apps.peers.openwebui.importer import IMPORTER as OPENWEBUI

@@ -33,7 +33,7 @@ class QualityConfig(AppConfig):
     def ready(self) -> None:
         # Quality builds on feedback: feedback tells it about new events and asks it for
         # verdicts through these, never by importing quality (apps/feedback/signals.py).
-        from apps.feedback import signals
+        from apps.feedback import signals  # lazy: apps.py loads before models
 
         signals.events_stored.connect(_hint_judging, dispatch_uid="quality.hint_judging")
         signals.event_verdict.provide(_verdict)
