@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.curation.filters import events_filtered, latest_judgement
 from apps.curation.models import Decision, EventTag
-from apps.feedback.models import Event, Interaction, Rating
+from apps.feedback.models import Event, Interaction, RaterTombstone, Rating
 from apps.feedback.selectors import event_detail_queryset
 from apps.quality.models import EventSignal, Verdict
 from apps.quality.selectors import current_verdicts_prefetch, rater_reputation
@@ -238,7 +238,8 @@ def similar_events(*, event: Event, limit: int = 10) -> dict[str, list[Event]]:
 
 def dashboard_data(*, days: int = 30) -> dict[str, Any]:
     """Daily series over the last DAYS: events per source, thumbs-up rate per model and
-    checkpoint, and the share of events quarantined or rejected (current verdicts)."""
+    checkpoint (usable thumbs only, as the leaderboard counts them), and the share of events
+    quarantined or rejected (current verdicts)."""
     since = timezone.now() - timedelta(days=days)
     per_source: dict[str, list[tuple[Any, float]]] = {}
     for day, name, n in (
@@ -250,9 +251,17 @@ def dashboard_data(*, days: int = 30) -> dict[str, Any]:
     ):
         per_source.setdefault(name, []).append((day, n))
 
+    # Thumbs count as the leaderboard counts them: accepted events of raters not forgotten
+    # (rejected spam and events held for review are left out).
     thumbs: dict[str, list[tuple[Any, float]]] = {}
+    usable = Exists(
+        Verdict.objects.filter(event=OuterRef("event_id"), is_current=True, status="accepted")
+    )
+    forgotten = Exists(RaterTombstone.objects.filter(rater_hash=OuterRef("rater_hash")))
     rows = (
-        Rating.objects.filter(created_at__gte=since, value__isnull=False)
+        Rating.objects.filter(created_at__gte=since, value__in=[1, -1])
+        .filter(usable)
+        .exclude(forgotten)
         .annotate(day=TruncDate("created_at"))
         .values_list("day", "model", "checkpoint")
         .annotate(n=Count("id"), up=Count("id", filter=Q(value=1)))

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 
 from apps.curation.roles import has_role
 from apps.feedback.selectors import overview
+from apps.quality.models import Verdict
 
 
 @require_GET
@@ -17,4 +18,14 @@ def home(request: HttpRequest) -> HttpResponse:
     the docs, nothing from the event log); viewers, curators and admins get the overview."""
     if not has_role(request.user):
         return render(request, "landing.html")
-    return render(request, "home.html", {"overview": overview()})
+    data = overview()
+    # Each event with its verdict, the one truth the leaderboard and datasets go by (the ingest
+    # status says only whether the source held it for review).
+    verdicts = dict(
+        Verdict.objects.filter(
+            event_id__in=[event.pk for event in data["recent"]], is_current=True
+        ).values_list("event_id", "status")
+    )
+    for event in data["recent"]:
+        event.verdict = verdicts.get(event.pk, "")
+    return render(request, "home.html", {"overview": data})
