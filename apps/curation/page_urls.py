@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from apps.curation import pages
+from apps.curation.status import status_page
 
 urlpatterns = [
     path(
@@ -21,4 +22,5 @@ urlpatterns = [
     path("inbox/", pages.inbox, name="inbox"),
     path("events/<int:event_id>/", pages.event_detail, name="event-page"),
     path("dashboard/", pages.dashboard, name="dashboard"),
+    path("status/", status_page, name="status"),
 ]
