@@ -70,7 +70,7 @@ def run_phase(run: TrainingRun) -> dict[str, Any]:
     }
     if phase == "loading" or (phase == "training" and not run.total_steps):
         text = "loading the model and the data"
-    elif phase == "training":
+    elif phase in ("training", "running"):
         text = f"training: step {run.step}/{run.total_steps}"
     elif phase == "evaluating" and live.get("eval_total"):
         done, total = live["eval_done"], live["eval_total"]

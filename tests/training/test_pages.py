@@ -133,17 +133,37 @@ def test_the_run_page_follows_a_run_live_in_a_browser(browser, live_server, clie
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(f"{live_server.url}/training/{run.pk}/")
-        assert page.text_content("#run-step") == "step 0/4"
+        assert page.text_content("#run-phase") == "training: step 0/4"
         TrainingRun.objects.filter(pk=run.pk).update(
             step=2,
             progress=0.5,
             log_tail="step 2/4 loss 0.6000 <b>x</b>",
             loss_curve=[{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.6}],
         )
-        page.wait_for_function("document.getElementById('run-step').textContent === 'step 2/4'")
+        page.wait_for_function(
+            "document.getElementById('run-phase').textContent === 'training: step 2/4'"
+        )
         assert page.text_content("#run-loss") == "loss 0.6000"
         assert page.locator("#run-chart svg path, #run-chart svg polyline").count() >= 1
         assert page.text_content("#run-log") == "step 2/4 loss 0.6000 <b>x</b>"  # text, not markup
+        # The evaluation has its own progress and ETA (the bar follows it, not a full bar).
+        TrainingRun.objects.filter(pk=run.pk).update(
+            step=4,
+            progress=1.0,
+            metrics={
+                "live": {
+                    "phase": "evaluating",
+                    "eval_done": 30,
+                    "eval_total": 120,
+                    "eta_seconds": 45,
+                }
+            },
+        )
+        page.wait_for_function(
+            "document.getElementById('run-phase').textContent.startsWith('evaluating: 30/120')"
+        )
+        assert "about 45 s left" in page.text_content("#run-phase")
+        assert page.eval_on_selector("#run-progress", "e => e.value") == 0.25
         TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", step=4, progress=1.0)
         page.wait_for_function("document.getElementById('run-status').textContent === 'succeeded'")
         assert page.locator("#run-cancel").count() == 0
