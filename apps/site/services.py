@@ -30,13 +30,16 @@ logger = logging.getLogger(__name__)
 
 ADMIN_USERNAME = "admin"
 DEMO_SOURCE = "demo"
+ARENA_LOG_SOURCE = "demo-arena-log"
+RESEARCH_LOG_FORMATS = {"fastchat"}  # samples that are research logs, judged by their policy
 ADMIN_PASSWORD_FILE = "admin-password"  # noqa: S105 (a file name, not a password)
 DEMO_KEYS_FILE = "demo-keys.json"
 
 # Real, openly licensed feedback in the formats the importers read (see ../shared/data/README.md):
-# (format, file under ../shared/data, the small slice of it that ships in tests/fixtures).
+# (format, file under ../shared/data, its small slice in tests/fixtures).
 SHARED_DATA = Path(settings.BASE_DIR).parent / "shared" / "data"
 FIXTURES = Path(settings.BASE_DIR) / "tests" / "fixtures"
+SHIPPED = Path(__file__).resolve().parent / "sample_data"
 SAMPLE_FILES: tuple[tuple[str, str, str], ...] = (
     (
         "openwebui",
@@ -47,6 +50,12 @@ SAMPLE_FILES: tuple[tuple[str, str, str], ...] = (
     ("oasst", "formats/oasst_tree_sample.jsonl", "importers/oasst_trees.jsonl"),
     ("fastchat", "battles/prd_vicuna80_human_battles.jsonl", "importers/fastchat_battles.jsonl"),
 )
+# The slices that ship inside the package, for a clone without ../shared (apps/site/sample_data).
+SHIPPED_FILES = {
+    "hh-rlhf": "hh_rlhf_harmless_sample.jsonl",
+    "oasst": "oasst_tree_sample.jsonl",
+    "fastchat": "prd_vicuna80_battles_slice.jsonl",
+}
 
 
 @dataclass(frozen=True)
@@ -92,12 +101,19 @@ class BootstrapResult:
     samples: list[SampleImport]
 
 
-def sample_files(*, shared_data: Path = SHARED_DATA, fixtures: Path = FIXTURES) -> list[SampleFile]:
+def sample_files(
+    *, shared_data: Path = SHARED_DATA, fixtures: Path = FIXTURES, shipped: Path = SHIPPED
+) -> list[SampleFile]:
     """The sample feedback to load: each file of ../shared/data where this checkout has it,
-    else its slice in tests/fixtures, else nothing for that format."""
+    else its slice shipped in apps/site/sample_data (tests/fixtures for the Open WebUI example),
+    else nothing for that format."""
     found = []
     for format_name, shared_file, fixture_file in SAMPLE_FILES:
-        for candidate in (shared_data / shared_file, fixtures / fixture_file):
+        candidates = [shared_data / shared_file]
+        if format_name in SHIPPED_FILES:
+            candidates.append(shipped / SHIPPED_FILES[format_name])
+        candidates.append(fixtures / fixture_file)
+        for candidate in candidates:
             if candidate.is_file():
                 found.append(SampleFile(format_name, candidate))
                 break
@@ -187,9 +203,25 @@ def _ensure_demo_source(data_dir: Path) -> DemoSource | None:
     )
 
 
+def _research_log_source() -> Source:
+    """The source the sample arena log goes into: a research log, judged under its own policy
+    (no per-rater volume limits: three annotators cast all of its votes)."""
+    source = Source.objects.filter(name=ARENA_LOG_SOURCE).first()
+    if source is None:
+        source, _, _ = source_create(
+            name=ARENA_LOG_SOURCE, description="The sample FastChat arena log (research data)"
+        )
+        source.daily_vote_cap = 0
+        source.full_clean()
+        source.save(update_fields=["daily_vote_cap"])
+    return source
+
+
 def _import_sample(
     source: Source, sample: SampleFile, progress: Callable[[int], Any] | None
 ) -> SampleImport:
+    if sample.format in RESEARCH_LOG_FORMATS:
+        source = _research_log_source()
     try:
         summary = feedback_import(
             source=source, format=sample.format, path=sample.path, progress=progress

@@ -59,8 +59,8 @@ class Source(models.Model):
         null=True,
         blank=True,
         help_text="The quality policy's votes per rater per day for this source: empty means "
-        "QUALITY_DAILY_VOTE_CAP, 0 no cap (an imported research log, where heavy voters are "
-        "the study's annotators).",
+        "QUALITY_DAILY_VOTE_CAP; 0 lifts the per-rater volume limits (daily cap and hourly "
+        "bursts) for an imported research log, whose few annotators cast every vote.",
     )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

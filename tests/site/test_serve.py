@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def fixture_samples(tmp_path: Path) -> list[SampleFile]:
     """The small slices in tests/fixtures, whether or not ../shared/data is there."""
-    samples = sample_files(shared_data=tmp_path / "no-shared-data")
+    samples = sample_files(shared_data=tmp_path / "no-shared-data", shipped=tmp_path / "none")
     assert [sample.format for sample in samples] == [fmt for fmt, _, _ in SAMPLE_FILES]
     assert all(sample.path.is_relative_to(FIXTURES) for sample in samples)
     return samples
@@ -70,7 +70,8 @@ def test_bootstrap_makes_an_admin_and_a_demo_source_with_sample_feedback_once(
 
     assert [(s.format, s.error) for s in first.samples] == [(s.format, "") for s in fixture_samples]
     assert all(s.imported > 0 for s in first.samples), first.samples
-    assert Event.objects.filter(source__name="demo").count() == sum(
+    # The arena log is a research log: it goes into a source of its own, without vote caps.
+    assert Event.objects.filter(source__name__in=["demo", "demo-arena-log"]).count() == sum(
         s.imported for s in first.samples
     )
 
@@ -82,7 +83,7 @@ def test_bootstrap_makes_an_admin_and_a_demo_source_with_sample_feedback_once(
     assert again.demo.secret_key == first.demo.secret_key  # read back, so a restart can print it
     assert again.samples == []
     assert get_user_model().objects.count() == 1
-    assert Source.objects.count() == 1
+    assert Source.objects.count() == 2  # demo, and the arena log's own source
     assert Event.objects.count() == events
     assert password_file.read_text().strip() == first.admin.password
 
@@ -332,3 +333,41 @@ def test_serve_refuses_a_port_that_is_taken(tmp_path):
         server.stop()
     assert code != 0
     assert f"cannot listen on 127.0.0.1:{port}" in server.text()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_fresh_clone_without_shared_data_loads_real_conversations_and_a_real_leaderboard(
+    tmp_path,
+):
+    from apps.evaluation.leaderboard import LeaderboardSettings, leaderboard_compute
+    from apps.feedback.models import Event
+    from apps.feedback.services.normalize import feedback_pending_normalize
+    from apps.quality.backlog import quality_missing_judge
+    from apps.site.services import SHIPPED
+
+    samples = sample_files(shared_data=tmp_path / "no-shared-data")
+    shipped = {s.format: s.path for s in samples if s.path.is_relative_to(SHIPPED)}
+    assert set(shipped) == {"hh-rlhf", "oasst", "fastchat"}
+    notice = (SHIPPED / "NOTICE").read_text()
+    assert all(path.name in notice for path in shipped.values())
+
+    result = sinkhole_bootstrap(data_dir=tmp_path, samples=samples)
+    feedback_pending_normalize()
+    quality_missing_judge()
+
+    counts = {s.format: s.imported for s in result.samples}
+    assert counts["hh-rlhf"] == 300 and counts["fastchat"] == 1006 and counts["oasst"] > 0
+    real = Event.objects.filter(type="preference", client_id__startswith="hh-rlhf:").first()
+    assert "text not in" not in json.dumps(real.payload)
+    from apps.evaluation.selectors import BattleFilter
+    from apps.sources.models import Source
+
+    assert Source.objects.get(name="demo-arena-log").daily_vote_cap == 0
+    board = leaderboard_compute(
+        LeaderboardSettings(filter=BattleFilter(source="demo-arena-log"), bootstrap=0)
+    )
+    assert len(board["models"]) == 9, board["left_out"]
+    assert board["battles"] == 1006 and not board["left_out"]
+    ratings = [m["rating"] for m in board["models"]]
+    assert max(ratings) - min(ratings) < 600  # FastChat's spread on this data, not 3651 / -2037

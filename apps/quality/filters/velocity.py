@@ -23,6 +23,7 @@ from apps.quality.filters.base import (
     FilterResult,
     Reason,
 )
+from apps.quality.filters.reputation import source_vote_caps
 
 DIMENSIONS = {
     # dim → (what the sentence calls it, the event's key, its time, settings prefix)
@@ -65,11 +66,21 @@ class VelocityFilter(Filter):
             for found in merged.values():
                 found.sort()
             state[dim] = merged
+        # A source whose policy lifts per-rater volume limits (Source.daily_vote_cap = 0: a
+        # research log, where a handful of annotators cast every vote) has no rater bursts.
+        state["unlimited_sources"] = {  # type: ignore[assignment]
+            pk
+            for pk, cap in source_vote_caps({e.source_id for e in batch.events}).items()
+            if not cap
+        }
         batch.state[self.name] = state
 
     def check(self, ctx: Context) -> FilterResult:
         reasons = []
+        unlimited = ctx.state[self.name].get("unlimited_sources") or set()
         for dim, (label, key_of, time_of, prefix) in DIMENSIONS.items():
+            if dim == "rater" and ctx.event.source_id in unlimited:
+                continue
             reason = self._burst(
                 ctx.event, ctx.state[self.name].get(dim), label, key_of, time_of, prefix
             )

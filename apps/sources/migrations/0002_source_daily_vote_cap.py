@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
             name="daily_vote_cap",
             field=models.PositiveIntegerField(
                 blank=True,
-                help_text="The quality policy's votes per rater per day for this source: empty means QUALITY_DAILY_VOTE_CAP, 0 no cap (an imported research log, where heavy voters are the study's annotators).",
+                help_text="The quality policy's votes per rater per day for this source: empty means QUALITY_DAILY_VOTE_CAP; 0 lifts the per-rater volume limits (daily cap and hourly bursts) for an imported research log, whose few annotators cast every vote.",
                 null=True,
             ),
         ),
