@@ -272,6 +272,8 @@ def test_serve_runs_the_whole_product_with_no_configuration_until_ctrl_c(serve, 
     password = re.search(r'user "admin", password "([^"]+)"', banner).group(1)
     assert (tmp_path / "data" / "admin-password").read_text().strip() == password
     assert f"{server.url}/api/docs/" in banner
+    assert f"log in    {server.url}/accounts/login/" in banner
+    assert f"inbox     {server.url}/inbox/" in banner
 
     headers = {"Authorization": f"Bearer {secret}"}
     sent = httpx.post(

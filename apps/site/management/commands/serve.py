@@ -187,8 +187,10 @@ class Command(BaseCommand):
             "",
             "=" * 78,
             f"  Sinkhole is running at {url}/",
-            f"    admin     {url}/admin/  {login}",
-            f"    API docs  {url}/api/docs/",
+            f"    log in    {url}/accounts/login/  {login}",
+            f"    inbox     {url}/inbox/  (the feedback)   leaderboard {url}/leaderboard/",
+            f"    status    {url}/status/  (workers, queues, events waiting for a verdict)",
+            f"    API docs  {url}/api/docs/   admin {url}/admin/",
             f"    health    {url}/readyz  metrics {url}/metrics",
         ]
         if secret:
