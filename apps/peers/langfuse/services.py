@@ -260,9 +260,14 @@ def _contexts(source: Source, scores: list[ScoreBody]) -> dict[tuple[str, str], 
     traces: dict[str, LangfuseObservation] = {}
     observations: dict[tuple[str, str], LangfuseObservation] = {}
     latest_generation: dict[str, LangfuseObservation] = {}
+    # A trace whose text sits on its root span and whose model on a child generation (how OTLP
+    # exports often look): the trace's latest generation that names a model.
+    model_of_trace: dict[str, str] = {}
     for row in rows:
         if row.observation_id:
             observations[(row.trace_id, row.observation_id)] = row
+            if row.kind == LangfuseObservation.Kind.GENERATION and row.model:
+                model_of_trace[row.trace_id] = row.model
             if row.kind == LangfuseObservation.Kind.GENERATION and (row.response or row.messages):
                 latest_generation[row.trace_id] = row
         else:
@@ -282,7 +287,9 @@ def _contexts(source: Source, scores: list[ScoreBody]) -> dict[tuple[str, str], 
         found[_context_key(score)] = Context(
             messages=next((row.messages for row in parts if row.messages), None),
             response=next((row.response for row in parts if row.response), None),
-            model=next((row.model for row in parts if row.model), ""),
+            model=next(
+                (row.model for row in parts if row.model), model_of_trace.get(score.traceId, "")
+            ),
             rater_hash=trace.rater_hash if trace is not None else "",
         )
     return found
@@ -334,101 +341,8 @@ def langfuse_context_purge(*, older_than: timedelta = timedelta(days=CONTEXT_DAY
     return deleted
 
 
-# --- OpenTelemetry spans as context --------------------------------------------------------
-
-_OTEL_MODEL_KEYS = (
-    "langfuse.observation.model.name",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-)
-
-
-def langfuse_otel_record(*, source: Source, payload: Any) -> int:
-    """Keep the texts of an OTLP/JSON trace export (Langfuse's attributes on the spans:
-    `langfuse.trace.input`/`output`, `langfuse.observation.input`/`output` on generations, the
-    model, `user.id`, `session.id`) as trace and generation context; return the spans kept.
-    Anything else in the export is dropped unread."""
-    kept = 0
-    for span in _otel_spans(payload):
-        trace_id, span_id = span.get("traceId"), span.get("spanId")
-        if not (_usable_id(trace_id) and _usable_id(span_id)):
-            continue
-        attributes = _otel_attributes(span.get("attributes"))
-        trace_body: dict[str, Any] = {}
-        for key, field_name in (
-            ("langfuse.trace.input", "input"),
-            ("langfuse.trace.output", "output"),
-            ("user.id", "userId"),
-            ("session.id", "sessionId"),
-            ("langfuse.trace.name", "name"),
-        ):
-            if key in attributes:
-                trace_body[field_name] = attributes[key]
-        if trace_body:
-            langfuse_observation_record(
-                source=source,
-                kind=LangfuseObservation.Kind.TRACE,
-                trace_id=trace_id,
-                observation_id="",
-                body=trace_body,
-            )
-            kept += 1
-        if attributes.get("langfuse.observation.type") == "generation":
-            body = {
-                "input": attributes.get("langfuse.observation.input"),
-                "output": attributes.get("langfuse.observation.output"),
-                "name": span.get("name"),
-                "model": next((attributes[k] for k in _OTEL_MODEL_KEYS if k in attributes), None),
-            }
-            langfuse_observation_record(
-                source=source,
-                kind=LangfuseObservation.Kind.GENERATION,
-                trace_id=trace_id,
-                observation_id=span_id,
-                body=body,
-            )
-            kept += 1
-    return kept
-
-
-def _otel_spans(payload: Any) -> list[dict[str, Any]]:
-    spans: list[dict[str, Any]] = []
-    if not isinstance(payload, dict):
-        return spans
-    for resource in payload.get("resourceSpans") or []:
-        if not isinstance(resource, dict):
-            continue
-        for scope in resource.get("scopeSpans") or []:
-            if isinstance(scope, dict):
-                spans.extend(s for s in scope.get("spans") or [] if isinstance(s, dict))
-    return spans
-
-
-def _otel_attributes(attributes: Any) -> dict[str, Any]:
-    """OTLP/JSON attributes as a dict; string values that hold JSON (Langfuse serializes its
-    inputs and outputs) parsed."""
-    import orjson
-
-    found: dict[str, Any] = {}
-    for attribute in attributes or []:
-        if not isinstance(attribute, dict) or not isinstance(attribute.get("key"), str):
-            continue
-        value = attribute.get("value")
-        if not isinstance(value, dict):
-            continue
-        if "stringValue" in value and isinstance(value["stringValue"], str):
-            text = value["stringValue"]
-            try:
-                found[attribute["key"]] = (
-                    orjson.loads(text) if text[:1] in ("{", "[", '"') else text
-                )
-            except orjson.JSONDecodeError:
-                found[attribute["key"]] = text
-        else:
-            for kind in ("intValue", "doubleValue", "boolValue"):
-                if kind in value:
-                    found[attribute["key"]] = value[kind]
-    return found
+# OpenTelemetry exports (OTLP protobuf and JSON) are read in `otlp.py` and kept through
+# `langfuse_observation_record` like ingestion batches.
 
 
 # --- the ingestion batch --------------------------------------------------------------------
@@ -551,7 +465,6 @@ __all__ = [
     "langfuse_context_purge",
     "langfuse_ingestion",
     "langfuse_observation_record",
-    "langfuse_otel_record",
     "langfuse_score_retract",
     "langfuse_scores_create",
 ]
