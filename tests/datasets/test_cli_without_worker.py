@@ -18,6 +18,12 @@ from tests.conftest import FIXTURES
 PAIRS = FIXTURES / "importers" / "hh_rlhf_harmless.jsonl"
 
 
+@pytest.fixture
+def embedded(settings):
+    """Embedded mode (no broker server), whatever broker this test run uses."""
+    settings.CELERY_BROKER_URL = "filesystem://localhost//"
+
+
 def command(name: str, *args: str) -> tuple[str, str]:
     out, err = io.StringIO(), io.StringIO()
     call_command(name, *args, stdout=out, stderr=err)
@@ -25,7 +31,7 @@ def command(name: str, *args: str) -> tuple[str, str]:
 
 
 @pytest.mark.django_db
-def test_import_then_build_without_a_worker_gives_the_rows() -> None:
+def test_import_then_build_without_a_worker_gives_the_rows(embedded) -> None:
     _, said = command("import_feedback", "--format", "hh-rlhf", str(PAIRS))
     out, _ = command("build_dataset", "--kind", "dpo", "--json")
 
@@ -37,7 +43,7 @@ def test_import_then_build_without_a_worker_gives_the_rows() -> None:
 
 
 @pytest.mark.django_db
-def test_cli_builds_name_their_recipe_after_the_command_and_reuse_it() -> None:
+def test_cli_builds_name_their_recipe_after_the_command_and_reuse_it(embedded) -> None:
     command("import_feedback", "--format", "hh-rlhf", str(PAIRS))
     first = json.loads(command("build_dataset", "--kind", "dpo", "--json")[0])
     second = json.loads(command("build_dataset", "--kind", "dpo", "--json")[0])
@@ -58,3 +64,14 @@ def test_an_empty_version_is_an_error_that_names_the_events_waiting_for_a_worker
     out, err = command("build_dataset", "--kind", "dpo", "--allow-empty")
     assert "succeeded" in out
     assert "4 events wait for a worker" in err
+
+
+@pytest.mark.django_db
+def test_with_a_broker_server_and_no_worker_the_import_says_its_events_wait(settings) -> None:
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"
+
+    _, said = command("import_feedback", "--format", "hh-rlhf", str(PAIRS))
+
+    assert "no worker is listening: the new events wait for one" in said
+    with pytest.raises(CommandError, match="4 events still wait for a worker"):
+        command("build_dataset", "--kind", "dpo")
