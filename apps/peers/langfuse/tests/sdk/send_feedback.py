@@ -19,6 +19,7 @@ checked = client.auth_check()
 if major == 2:
     trace = client.trace(name="chat", user_id=user, input=messages, output=reply)
     trace.generation(name="llm", model=model, input=messages, output=reply)
+    client.flush()  # the user's thumbs comes after the answer was shown
     client.score(trace_id=trace.id, name="user-feedback", value=1, data_type="BOOLEAN")
     trace_id = trace.id
 else:
@@ -30,6 +31,7 @@ else:
         with propagate_attributes(user_id=user):
             generation.update(output=reply)
         trace_id = generation.trace_id
+    client.flush()  # the user's thumbs comes after the answer was shown
     client.create_score(trace_id=trace_id, name="user-feedback", value=1, data_type="BOOLEAN")
 
 client.flush()
