@@ -312,6 +312,8 @@ SPECTACULAR_SETTINGS = {
         "DatasetVersionStatusEnum": "apps.datasets.models.DatasetVersion.Status",
         "TrainingRunStatusEnum": "apps.training.models.TrainingRun.Status",
         "EventStatusEnum": "apps.feedback.models.Event.Status",
+        "CheckpointKindEnum": "apps.registry.models.Checkpoint.Kind",
+        "JudgeKindEnum": "apps.judges.models.Judge.Kind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
