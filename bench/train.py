@@ -208,7 +208,6 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
             "logging_steps": 1,
             "device": args.device,
             "num_samples": 0,
-            "eval_batch_size": 16,
         }
     )
     result = run_job(spec)
