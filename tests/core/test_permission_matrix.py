@@ -115,6 +115,7 @@ MATRIX: dict[str, dict[str, Rule]] = {
     "inbox/": {"GET": r(STAFF, shows=True)},
     "events/<int:event_id>/": {"GET": r(STAFF, shows=True)},
     "dashboard/": {"GET": r(STAFF)},
+    "status/": {"GET": r(STAFF)},
     # --- datasets -----------------------------------------------------------------------------
     "api/v1/recipes": {
         "GET": r(SECRET_KEYS | STAFF, sees=OWN_DATA, shows=True),
