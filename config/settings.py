@@ -230,6 +230,7 @@ JUDGES_GATE_LINE = env_float("JUDGES_GATE_LINE", 0.5)  # pass: lower end above i
 JUDGES_GATE_PROMPTS = env_int("JUDGES_GATE_PROMPTS", 50)
 JUDGES_GATE_MAX_TOKENS = env_int("JUDGES_GATE_MAX_TOKENS", 96)
 JUDGES_GATE_CONCURRENCY = env_int("JUDGES_GATE_CONCURRENCY", 4)
+JUDGES_GATE_BATCH = env_int("JUDGES_GATE_BATCH", 8)  # prompts per generate, built-in engine
 JUDGES_DEFAULT_JUDGE = env_str("JUDGES_DEFAULT_JUDGE", "")  # blank: the newest reward model
 
 # --- Ingest limits ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from apps.judges.kinds.base import Pair
 from apps.judges.models import GateRun, Judge, JudgeAudit
 from apps.judges.stats import bootstrap_interval
 from apps.registry.models import Alias
-from apps.serving.backends import Params, Usage, backend_for
+from apps.serving.backends import BuiltinBackend, Params, Usage, backend_for
 
 LOSSES_SHOWN = 5
 
@@ -270,9 +270,12 @@ def gate_run_create(
 
 
 def _answers(checkpoint: Any, prompts: list[Any]) -> list[str]:
-    """Greedy answers of CHECKPOINT through its serving backend, several requests in flight
-    (an upstream such as vLLM batches them; the built-in engine takes them in turn)."""
+    """Greedy answers of CHECKPOINT through its serving backend: an upstream (vLLM) gets several
+    requests in flight and batches them itself; the built-in engine gets the prompts in batches
+    of `JUDGES_GATE_BATCH`, left-padded, one `generate` call each."""
     backend = backend_for(checkpoint)
+    if isinstance(backend, BuiltinBackend):
+        return _builtin_batches(backend, checkpoint, prompts)
     params = Params(max_tokens=settings.JUDGES_GATE_MAX_TOKENS, temperature=0.0, top_p=1.0)
 
     def answer(messages: Any) -> str:
@@ -280,6 +283,50 @@ def _answers(checkpoint: Any, prompts: list[Any]) -> list[str]:
 
     with ThreadPoolExecutor(max(1, settings.JUDGES_GATE_CONCURRENCY)) as pool:
         return list(pool.map(answer, prompts))
+
+
+def _builtin_batches(backend: Any, checkpoint: Any, prompts: list[Any]) -> list[str]:
+    import torch  # heavy: only a gate on the built-in engine needs it
+
+    chat = backend._model(checkpoint)  # the engine's loaded model, shared with the gateway
+    tokenizer = chat.tokenizer
+    texts = []
+    for messages in prompts:
+        plain = backend._plain(messages)
+        if tokenizer.chat_template:
+            texts.append(
+                tokenizer.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
+            )
+        else:
+            texts.append("".join(f"{m['role']}: {m['content']}\n" for m in plain) + "assistant:")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    answers: list[str] = []
+    size = max(1, settings.JUDGES_GATE_BATCH)
+    with chat._lock:  # one generation at a time per model, as the gateway does
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        try:
+            for start in range(0, len(texts), size):
+                encoded = tokenizer(
+                    texts[start : start + size],
+                    return_tensors="pt",
+                    padding=True,
+                    add_special_tokens=False,
+                ).to(chat.model.device)
+                with torch.inference_mode():
+                    output = chat.model.generate(
+                        **encoded,
+                        max_new_tokens=settings.JUDGES_GATE_MAX_TOKENS,
+                        do_sample=False,
+                        pad_token_id=pad,
+                    )
+                width = encoded["input_ids"].shape[1]
+                answers += [
+                    tokenizer.decode(row[width:], skip_special_tokens=True).strip()
+                    for row in output
+                ]
+        finally:
+            tokenizer.padding_side = side
+    return answers
 
 
 def gate_outcome(
