@@ -209,7 +209,9 @@ def test_beat_runs_the_due_connectors_every_minute_on_the_default_queue() -> Non
         "default",
     )
     assert {"connectors.run_due", "connectors.openwebui_pull"} <= set(app.tasks)
-    assert app.tasks["connectors.openwebui_pull"].queue == "default"
+    # queues come from task_routes (a task's own queue= option is deprecated)
+    route = app.amqp.router.route({}, "connectors.openwebui_pull")
+    assert route["queue"].name == "default"
 
 
 # --- the commands -------------------------------------------------------------------------------
