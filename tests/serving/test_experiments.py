@@ -87,14 +87,24 @@ def test_assignment_is_deterministic_and_splits_ninety_ten(registry):
 
 
 def test_the_gateway_splits_an_aliased_experiment_by_user(gateway, registry):
-    make_experiment(registry)
+    experiment = make_experiment(registry)
+    # The split hashes the experiment's id with the user, and ids are not reset between tests
+    # (PostgreSQL): six fixed names can all fall on one arm. Take three users of each arm.
+    expected: dict[str, str] = {}
+    names = (f"user-{i}" for i in range(1_000))
+    while Counter(expected.values()) != {"control": 3, "lora": 3}:
+        user = next(names)
+        arm = selectors.assign_arm(experiment, user).name
+        if Counter(expected.values())[arm] < 3:
+            expected[user] = arm
     arms: dict[str, set[str]] = {}
-    for user in ("ann", "bob", "cy", "dee", "eve", "fay"):
+    for user, arm in expected.items():
         for _ in range(2):
             response = gateway.chat("production", user=user, max_tokens=2)
             body = response.json()
             arms.setdefault(user, set()).add(body["sinkhole"]["checkpoint"])
             assert body["sinkhole"]["experiment"] == "lora-vs-base"
+            assert body["sinkhole"]["arm"] == arm
             assert response["X-Sinkhole-Arm"] == body["sinkhole"]["arm"]
 
     assert all(len(served) == 1 for served in arms.values())  # a user stays on one arm
