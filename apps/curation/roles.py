@@ -73,10 +73,12 @@ def ensure_roles(apps: Any = None) -> None:
 
 
 def on_post_migrate(sender: Any, **kwargs: Any) -> None:
-    """After the last app's permissions exist (post_migrate is sent once per app, in order)."""
+    """After the last app's permissions exist (post_migrate is sent once per app, in order, and
+    only for apps with a models module: the last app, apps.site, has none, and waiting for it
+    left a flushed database without roles)."""
     from django.apps import apps as global_apps
 
-    configs = list(global_apps.get_app_configs())
+    configs = [c for c in global_apps.get_app_configs() if c.models_module is not None]
     if configs and sender.label == configs[-1].label:
         ensure_roles()
 
