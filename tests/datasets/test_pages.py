@@ -129,7 +129,9 @@ def test_in_a_browser_a_curator_builds_and_downloads_a_dataset(
         page.fill("input[name=username]", "cura")
         page.fill("input[name=password]", "pw-" + "cura" * 3)
         page.click("button[type=submit], input[type=submit]")
-        page.wait_for_url("**/datasets/")
+        # The exact page: "**/datasets/" also matches the login URL (?next=/datasets/), so it
+        # returned at once and a refused login surfaced later as a missing form field.
+        page.wait_for_url(f"{live_server.url}/datasets/")
         page.fill("input[name=name]", "browser-sft")
         page.select_option("select[name=kind]", "sft")
         page.fill("input[name=test_fraction]", "0")
