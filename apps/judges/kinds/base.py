@@ -36,13 +36,18 @@ class Verdict:
         return "a" if self.preference > 0.5 else "b"
 
 
+class NoPointwiseScore(TypeError):
+    """The judge compares two replies but does not score one alone (an LLM judge's prompt is
+    pairwise): call `compare` instead."""
+
+
 class BaseJudge:
     """Subclasses implement `score` (pointwise, when they can) and/or `compare_once`."""
 
     pointwise = False  # True: the verdict does not depend on the order (scores are compared)
 
     def score(self, items: list[tuple[Prompt, str]]) -> list[float]:
-        raise NotImplementedError(f"{type(self).__name__} gives no pointwise score")
+        raise NoPointwiseScore(f"{type(self).__name__} gives no pointwise score")
 
     def compare_once(self, pairs: list[Pair]) -> list[Verdict]:
         """One verdict per pair in the order given. Default: compare pointwise scores."""
