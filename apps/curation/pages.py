@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.core import charts
+from apps.core.ids import parse_id
 from apps.curation import selectors
 from apps.curation.filters import clean_filters, filters_as_params
 from apps.curation.markdown import render_markdown
@@ -78,7 +79,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         errors = exc.message_dict
         filters = {}
     before_raw = request.GET.get("before", "")
-    before = int(before_raw) if before_raw.isdigit() else None
+    before = parse_id(before_raw)
     page = selectors.inbox_page(filters=filters, before=before) if not errors else None
     params = filters_as_params(filters)
     query = urlencode(params)
@@ -205,7 +206,8 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 @role_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     days_raw = request.GET.get("days", "30")
-    days = int(days_raw) if days_raw.isdigit() and 1 <= int(days_raw) <= 365 else 30
+    asked = parse_id(days_raw)
+    days = asked if asked is not None and 1 <= asked <= 365 else 30
     data = selectors.dashboard_data(days=days)
 
     def series(by_name: dict[str, list[tuple[Any, float]]]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.charts import bar_chart
+from apps.core.ids import parse_id
 from apps.curation.filters import KEYS as filter_keys
 from apps.curation.roles import role_required
 from apps.datasets import selectors
@@ -95,10 +96,11 @@ def recipe_new(request: HttpRequest) -> HttpResponse:
     for key in ("max_rows", "seed"):
         raw = post.get(key, "").strip()
         if raw:
-            if not raw.isdigit():
+            number = parse_id(raw)
+            if number is None:
                 errors[key] = "Give a whole number."
             else:
-                options[key] = int(raw)
+                options[key] = number
     if post.get("decontaminate"):
         options["decontaminate"] = EvalSet.objects.filter(name=post["decontaminate"]).first()
     if not errors:
@@ -261,11 +263,11 @@ def version_progress(request: HttpRequest, version_id: int) -> JsonResponse:
 @permission_required(READ, raise_exception=True)
 def version_compare(request: HttpRequest, version_id: int) -> HttpResponse:
     found = _version_or_404(version_id)
-    other_id = request.GET.get("with", "")
-    if not other_id.isdigit():
+    other_id = parse_id(request.GET.get("with", ""))
+    if other_id is None:
         messages.error(request, "Pick a version to compare with.")
         return redirect("datasets:version", version_id=found.pk)
-    other = _version_or_404(int(other_id))
+    other = _version_or_404(other_id)
     if (
         DatasetVersion.Status.SUCCEEDED != found.status
         or other.status != DatasetVersion.Status.SUCCEEDED

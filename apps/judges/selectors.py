@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from apps.core.exceptions import ApplicationError
+from apps.core.ids import parse_id
 from apps.datasets.models import DatasetVersion
 from apps.datasets.selectors import version_get
 from apps.judges.models import GateRun, Judge, JudgeAudit
@@ -35,13 +36,12 @@ def judge_get(ref: str) -> Judge:
     judges = judge_list()
     name, _, version = ref.partition("@")
     if version:
-        judge = (
-            judges.filter(name=name, version=int(version)).first() if version.isdigit() else None
-        )
+        number = parse_id(version)
+        judge = judges.filter(name=name, version=number).first() if number is not None else None
     else:
         judge = judges.filter(name=name).first()
-        if judge is None and ref.isdigit():
-            judge = judges.filter(pk=int(ref)).first()
+        if judge is None and (pk := parse_id(ref)) is not None:
+            judge = judges.filter(pk=pk).first()
     if judge is None:
         raise ApplicationError(f"There is no judge {ref!r}.", code="not_found", status_code=404)
     return judge
@@ -58,7 +58,8 @@ def gate_run_list(*, candidate: object = None) -> QuerySet[GateRun]:
 
 
 def gate_run_get(pk: int | str) -> GateRun:
-    run = gate_run_list().filter(pk=int(pk)).first() if str(pk).isdigit() else None
+    number = parse_id(str(pk))
+    run = gate_run_list().filter(pk=number).first() if number is not None else None
     if run is None:
         raise ApplicationError(f"There is no gate run {pk!r}.", code="not_found", status_code=404)
     return run
@@ -71,7 +72,8 @@ def latest_passed_gate(checkpoint: object) -> GateRun | None:
 def dataset_version_get(ref: str | int) -> DatasetVersion:
     """A dataset version by id ("12" or "v12"); 404 when there is none."""
     text = str(ref).strip().lstrip("v")
-    version = version_get(version_id=int(text)) if text.isdigit() else None
+    number = parse_id(text)
+    version = version_get(version_id=number) if number is not None else None
     if version is None:
         raise ApplicationError(
             f"There is no dataset version {ref!r}.", code="not_found", status_code=404

@@ -254,3 +254,46 @@ def test_a_chunked_body_through_gunicorn_is_accepted(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+# --- ids in pages and query strings ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/inbox/?before=%C2%B3",
+        "/inbox/?before=99999999999999999999999",
+        "/dashboard/?days=%C2%B3",
+        "/dashboard/?days=99999999999999999999999",
+    ],
+)
+def test_a_page_given_a_query_id_that_is_not_ascii_digits_ignores_it(
+    staff: Client, path: str
+) -> None:
+    assert staff.get(path).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/judges/%C2%B3",
+        "/api/v1/judges/x@%C2%B3",
+        "/api/v1/judges/99999999999999999999999",
+        "/api/v1/judges/x@99999999999999999999999",
+    ],
+)
+def test_a_judge_named_by_a_superscript_or_huge_number_is_a_json_404(
+    staff: Client, path: str
+) -> None:
+    assert_error_shape(staff.get(path), 404)
+
+
+def test_comparing_with_a_version_that_is_not_an_id_asks_for_one(staff: Client, src: Any) -> None:
+    from apps.datasets.models import DatasetVersion, Recipe
+
+    recipe = Recipe.objects.create(name="r", kind="sft")
+    version = DatasetVersion.objects.create(recipe=recipe, kind="sft")
+    for other in ("%C2%B3", "99999999999999999999999"):
+        response = staff.get(f"/datasets/versions/{version.pk}/compare?with={other}")
+        assert response.status_code == 302, other
