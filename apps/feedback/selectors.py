@@ -95,15 +95,20 @@ def event_normalized(event: Event) -> dict[str, Any]:
 
 
 def event_unreadable(event: Event) -> list[str]:
-    """What of EVENT, stored before validation bounded it, no reader can carry: a timestamp
-    outside Python's range (read back as null, see apps/core/db.py) or numbers beyond 64 bits.
-    Empty for every event stored since (the log is append-only: such rows are shown flagged,
-    never edited)."""
+    """What of EVENT, stored before validation bounded it, no reader can carry (see
+    `unreadable_values`). Empty for every event stored since (the log is append-only: such rows
+    are shown flagged and judged `rejected`, never edited)."""
+    return unreadable_values(event.payload, event.occurred_at)
+
+
+def unreadable_values(payload: Any, occurred_at: Any) -> list[str]:
+    """What of a stored event's PAYLOAD no reader can carry: a timestamp outside Python's range
+    (OCCURRED_AT then reads back as None, see apps/core/db.py) or numbers beyond 64 bits."""
     from apps.feedback.schema import _bad_numbers
 
-    payload = event.payload if isinstance(event.payload, dict) else {}
+    payload = payload if isinstance(payload, dict) else {}
     problems = []
-    if event.occurred_at is None and payload.get("timestamp"):
+    if occurred_at is None and payload.get("timestamp"):
         problems.append(f"timestamp {payload['timestamp']!r} lies outside the readable range")
     if any(type(value) is dict or type(value) is list for value in payload.values()):
         for path in _bad_numbers(payload, "payload"):

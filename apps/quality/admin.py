@@ -4,6 +4,7 @@ action (which records who and why, and makes a training label), never by editing
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -35,12 +36,16 @@ def _override(status: str, label: str):  # type: ignore[no-untyped-def]
     ) -> None:
         done = 0
         for verdict in queryset.filter(is_current=True):
-            verdict_override(
-                event_id=verdict.event_id,
-                status=status,
-                curator=request.user,
-                note="from the admin",
-            )
+            try:
+                verdict_override(
+                    event_id=verdict.event_id,
+                    status=status,
+                    curator=request.user,
+                    note="from the admin",
+                )
+            except ValidationError as exc:
+                modeladmin.message_user(request, "; ".join(exc.messages), messages.WARNING)
+                continue
             done += 1
         modeladmin.message_user(request, f"{done} event(s) set to {status}.", messages.SUCCESS)
 

@@ -62,6 +62,7 @@ def make_view(
     status: str = "accepted",
     occurred_at: Any = None,
     received_at: Any,
+    unreadable: list[str] | None = None,
 ) -> EventView:
     """An event as the filters see it, with its rater text fingerprinted and its votes listed."""
     at = received_at if occurred_at is None or occurred_at > received_at else occurred_at
@@ -77,6 +78,7 @@ def make_view(
         at=at,
         received_at=received_at,
         texts=texts,
+        unreadable=unreadable or [],
     )
     rater_text = texts.rater_text
     if rater_text:

@@ -216,3 +216,62 @@ def test_the_command_lists_stored_poison_rows_without_editing_them(
     assert api.get(f"/api/v1/feedback/{huge.pk}").json()["unreadable"]
     assert api.get(f"/api/v1/feedback/{early.pk}").json()["occurred_at"] is None
     assert api.get(f"/api/v1/feedback/{fine.pk}").json()["unreadable"] == []
+
+
+def test_stored_poison_rows_are_judged_rejected_and_say_why(src: SourceWithKeys) -> None:
+    from apps.quality.models import Verdict
+    from apps.quality.services import quality_events_judge
+
+    early, huge, fine = _store_poison(src)
+
+    quality_events_judge(event_ids=[early.pk, huge.pk, fine.pk])
+
+    verdicts = {v.event_id: v for v in Verdict.objects.filter(is_current=True)}
+    assert verdicts[fine.pk].status == "accepted"
+    for event, problem in ((early, "timestamp"), (huge, "payload.metadata.n")):
+        verdict = verdicts[event.pk]
+        assert verdict.status == "rejected" and verdict.trust_weight == 0
+        assert verdict.reasons[0]["code"] == "unreadable.values"
+        assert problem in verdict.reasons[0]["message"]
+
+
+def test_a_curator_cannot_accept_a_stored_poison_row(src: SourceWithKeys) -> None:
+    from django.core.exceptions import ValidationError
+
+    from apps.quality.models import Verdict
+    from apps.quality.services import quality_events_judge, verdict_override
+    from tests.curation.conftest import user_in
+
+    early, huge, fine = _store_poison(src)
+    quality_events_judge(event_ids=[huge.pk])
+    curator = user_in("curator", "cora")
+
+    with pytest.raises(ValidationError) as refused:
+        verdict_override(event_id=huge.pk, status="accepted", curator=curator)
+
+    assert "64 bits" in str(refused.value)
+    assert Verdict.objects.get(event=huge, is_current=True).status == "rejected"
+    verdict_override(event_id=huge.pk, status="quarantined", curator=curator)  # holding is fine
+
+
+def test_a_dataset_build_leaves_stored_poison_rows_out(
+    src: SourceWithKeys, settings: Any, tmp_path: Any
+) -> None:
+    from apps.datasets.services import dataset_version_build, dataset_version_create, recipe_create
+    from apps.feedback.services.normalize import feedback_events_normalize
+    from apps.quality.services import quality_events_judge
+
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    early, huge, fine = _store_poison(src)
+    ids = [early.pk, huge.pk, fine.pk]
+    feedback_events_normalize(event_ids=ids)
+    quality_events_judge(event_ids=ids)
+
+    version = dataset_version_build(
+        version_id=dataset_version_create(
+            recipe=recipe_create(name="poison", kind="kto", test_fraction=0.0), enqueue=False
+        ).pk
+    )
+
+    assert version.status == "succeeded", version.error
+    assert version.rows == {"train": 1, "test": 0}

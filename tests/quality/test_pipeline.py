@@ -35,6 +35,7 @@ def test_every_event_gets_a_verdict_with_reasons_versions_and_a_trust_weight(sto
     assert all(reason["message"].endswith(".") and reason["filter"] for reason in spam.reasons)
     assert junk.status == "quarantined" and junk.reason_codes == ["junk.gibberish"]
     assert set(spam.filters) == {
+        "unreadable",
         "hold",
         "junk",
         "advertising",

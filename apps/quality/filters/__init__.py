@@ -9,6 +9,7 @@ from importlib import import_module
 from apps.quality.filters.base import Filter
 
 FILTER_MODULES = (
+    "unreadable",
     "hold",
     "junk",
     "advertising",

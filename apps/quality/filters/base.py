@@ -62,6 +62,9 @@ class EventView:
     votes: list[tuple[str, str, str]] = field(
         default_factory=list
     )  # (model_lo, model_hi, lo|hi|tie)
+    # What of a stored event no reader can carry (apps.feedback.selectors.unreadable_values):
+    # only rows stored before validation bounded timestamps and numbers have any.
+    unreadable: list[str] = field(default_factory=list)
 
     @property
     def is_vote(self) -> bool:

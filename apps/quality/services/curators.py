@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.feedback.models import Event
+from apps.feedback.selectors import unreadable_values
 from apps.quality.models import CuratorLabel, Verdict, VerdictOverride, VoteSignal
 from apps.quality.pipeline import ACTION_OF, Judgement, make_view
 from apps.quality.services.judging import _EVENT_FIELDS, _update_reputations
@@ -30,6 +32,13 @@ def verdict_override(
         raise ValueError("label must be 'spam' or 'ham'")
     with transaction.atomic():
         event = Event.objects.only(*_EVENT_FIELDS).get(pk=event_id)
+        problems = (
+            unreadable_values(event.payload, event.occurred_at) if status == "accepted" else []
+        )
+        if problems:
+            raise ValidationError(
+                {"event": f"Event {event_id} cannot be accepted: {'; '.join(problems)}."}
+            )
         old = Verdict.objects.select_for_update().filter(event=event, is_current=True).first()
         if old is not None:
             old.is_current = False

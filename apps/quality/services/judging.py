@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.feedback.models import Event
+from apps.feedback.selectors import unreadable_values
 from apps.quality import conf
 from apps.quality.filters import get_filters
 from apps.quality.filters.base import Batch
@@ -127,6 +128,7 @@ def _judge_chunk(
             status=e.status,
             occurred_at=e.occurred_at,
             received_at=e.received_at,
+            unreadable=unreadable_values(e.payload, e.occurred_at),
         )
         for e in todo
     ]
