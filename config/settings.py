@@ -41,6 +41,10 @@ if not DEBUG and (len(SECRET_KEY) < 32 or SECRET_KEY.startswith("django-insecure
 # session-signing SECRET_KEY does not split every rater's history in two.
 RATER_HASH_KEY = env_str("RATER_HASH_KEY", SECRET_KEY)
 
+# /metrics answers to `Authorization: Bearer <this>` (a Prometheus scraper) and to signed-in
+# people with a role; empty: only to signed-in people (source names appear in its labels).
+METRICS_TOKEN = env_str("SINKHOLE_METRICS_TOKEN", "")
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 

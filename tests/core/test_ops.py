@@ -21,6 +21,14 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def scrape(client, token: str = "scrape-token-1"):  # noqa: S107 (a test token)
+    """GET /metrics as a Prometheus scraper with the metrics token."""
+    from django.test import override_settings
+
+    with override_settings(METRICS_TOKEN="scrape-token-1"):
+        return client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+
+
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -102,7 +110,7 @@ def test_metrics_count_ingested_events_by_source_and_status(make_source, client)
     assert api.post(rating(id="m-1")).status_code == 200  # a retry: duplicate
     assert api.post(rating(id="m-2")).status_code == 201
 
-    response = client.get("/metrics")
+    response = scrape(client)
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     found = samples(response.content.decode())
@@ -131,8 +139,33 @@ def test_metrics_report_the_messages_waiting_in_each_queue(
     for index in range(3):  # no worker to take the hint
         assert api.post(rating(id=f"q-{index}")).status_code == 201
 
-    text = client.get("/metrics").content.decode()
+    text = scrape(client).content.decode()
     found = samples(text)
     assert found[("sinkhole_queue_depth", (("queue", "ingest"),))] == 1
     assert found[("sinkhole_queue_depth", (("queue", "default"),))] == 0
     assert re.search(r"^# TYPE sinkhole_queue_depth gauge$", text, re.MULTILINE)
+
+
+@pytest.mark.django_db
+def test_metrics_answer_only_to_the_token_or_a_person_with_a_role(client, django_user_model):
+    from django.contrib.auth.models import Group
+    from django.test import override_settings
+
+    refused = client.get("/metrics")
+    assert refused.status_code == 401 and refused["WWW-Authenticate"].startswith("Bearer")
+    assert refused.json()["error"]["code"] == "not_authenticated"
+    assert scrape(client, token="wrong").status_code == 401
+    with override_settings(METRICS_TOKEN=""):  # no token set: a bearer of nothing is no one
+        assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+    assert scrape(client).status_code == 200
+
+    person = django_user_model.objects.create_user("nobody", password="pw-nobody-1")
+    client.force_login(person)
+    assert client.get("/metrics").status_code == 403
+    person.groups.add(Group.objects.get_or_create(name="viewer")[0])
+    from apps.curation.roles import ensure_roles
+
+    ensure_roles()
+    person = django_user_model.objects.get(pk=person.pk)  # a fresh permission cache
+    client.force_login(person)
+    assert client.get("/metrics").status_code == 200

@@ -94,7 +94,7 @@ MATRIX: dict[str, dict[str, Rule]] = {
     "": {"GET": r(EVERYONE, sees=STAFF, shows=True)},  # a landing page without data for others
     "healthz": {"GET": r(EVERYONE)},
     "readyz": {"GET": r(EVERYONE)},
-    "metrics": {"GET": r(EVERYONE)},
+    "metrics": {"GET": r(STAFF)},  # and a scraper's bearer token (tests/core/test_ops.py)
     "api/schema/": {"GET": r(EVERYONE)},
     "api/docs/": {"GET": r(EVERYONE)},
     "demo/widget": {"GET": r(EVERYONE)},

@@ -93,7 +93,9 @@ def redis_server(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch)
 
 
 def _fallbacks(client: Any) -> float:
-    for line in client.get("/metrics").content.decode().splitlines():
+    from tests.core.test_ops import scrape
+
+    for line in scrape(client).content.decode().splitlines():
         if line.startswith("sinkhole_ratelimit_fallback_total "):
             return float(line.split()[1])
     return 0.0

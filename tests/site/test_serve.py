@@ -157,7 +157,14 @@ class Serve:
             if k
             not in {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "PROMETHEUS_MULTIPROC_DIR"}
         }
-        env.update({"SINKHOLE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "DEBUG": "false"})
+        env.update(
+            {
+                "SINKHOLE_DATA_DIR": str(data_dir),
+                "PYTHONUNBUFFERED": "1",
+                "DEBUG": "false",
+                "SINKHOLE_METRICS_TOKEN": "serve-metrics-token",
+            }
+        )
         self.url = f"http://127.0.0.1:{port}"
         self.output = data_dir.parent / "serve.out"
         self._out = self.output.open("wb")
@@ -302,7 +309,12 @@ def test_serve_runs_the_whole_product_with_no_configuration_until_ctrl_c(serve, 
         for asset in assets:
             assert httpx.get(f"{server.url}{asset}", timeout=10).status_code == 200, asset
 
-    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert httpx.get(f"{server.url}/metrics", timeout=10).status_code == 401
+    metrics = httpx.get(
+        f"{server.url}/metrics",
+        headers={"Authorization": "Bearer serve-metrics-token"},
+        timeout=10,
+    ).text
     assert 'sinkhole_events_total{source="demo",status="accepted"}' in metrics
 
     children = list(server.child_pids().values())

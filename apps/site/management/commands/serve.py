@@ -191,7 +191,7 @@ class Command(BaseCommand):
             f"    inbox     {url}/inbox/  (the feedback)   leaderboard {url}/leaderboard/",
             f"    status    {url}/status/  (workers, queues, events waiting for a verdict)",
             f"    API docs  {url}/api/docs/   admin {url}/admin/",
-            f"    health    {url}/readyz  metrics {url}/metrics",
+            f"    health    {url}/readyz  metrics {url}/metrics (signed in, or the metrics token)",
         ]
         if secret:
             keys_file = (
