@@ -24,6 +24,16 @@ from apps.feedback.services.ingest import DUPLICATE, ERROR, feedback_ingest
 from apps.sources.auth import CanIngest, CanReadFeedback
 from apps.sources.models import ApiKey
 
+# The ingest answer's `outcome` says what happened to each item; its old `status` names are kept
+# for deployed clients (docs/api.md, "The ingest answer: outcome, not verdict"): `accepted` there
+# means only "stored", which a reader took for the quality verdict of the same name.
+OUTCOMES = {"accepted": "stored", "quarantined": "held", DUPLICATE: "duplicate", ERROR: "error"}
+
+
+def outcome_of(status_name: str) -> str:
+    """The unambiguous `outcome` of an item the ingest answered with STATUS_NAME."""
+    return OUTCOMES.get(status_name, status_name)
+
 
 class EventOutputSerializer(serializers.ModelSerializer):
     source = serializers.CharField(source="source.name")
@@ -86,12 +96,24 @@ class IngestOutputSerializer(serializers.Serializer):
         help_text="The server's id of the stored event (the original one for a retry)."
     )
     client_id = serializers.CharField(help_text="Your event id, or the one the server made up.")
-    status = serializers.CharField(help_text="`accepted`, `quarantined` or `duplicate`.")
+    outcome = serializers.CharField(
+        help_text="What happened to the event: `stored`, `held` (stored, held for a curator: "
+        "the source holds everything for review) or `duplicate` (stored before). Not a verdict: "
+        "the quality pipeline judges the event after the answer (`GET /api/v1/feedback/{id}`)."
+    )
+    status = serializers.CharField(
+        help_text="Deprecated (kept for deployed clients): the outcome under its old names, "
+        "`accepted` (= `stored`, not a verdict), `quarantined` (= `held`) or `duplicate`."
+    )
 
 
 class BatchItemOutputSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="The item's place in the request.")
-    status = serializers.CharField(help_text="`accepted`, `quarantined`, `duplicate` or `error`.")
+    outcome = serializers.CharField(help_text="`stored`, `held`, `duplicate` or `error`.")
+    status = serializers.CharField(
+        help_text="Deprecated: the outcome under its old names, `accepted` (= `stored`), "
+        "`quarantined` (= `held`), `duplicate` or `error`."
+    )
     id = serializers.IntegerField(required=False, help_text="Absent for an error.")
     client_id = serializers.CharField(required=False)
     code = serializers.CharField(
@@ -106,7 +128,13 @@ class BatchItemOutputSerializer(serializers.Serializer):
 
 class BatchOutputSerializer(serializers.Serializer):
     results = BatchItemOutputSerializer(many=True)
-    summary = serializers.DictField(child=serializers.IntegerField(), help_text="Items per status.")
+    outcomes = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Items per outcome (`stored`, `held`, …)."
+    )
+    summary = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Deprecated: items per `status` (the outcomes under their old names).",
+    )
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -210,10 +238,17 @@ class FeedbackApi(APIView):
         headers = {"Retry-After": str(retry_after)} if retry_after else {}
         if is_batch:
             summary: dict[str, int] = {}
+            outcomes: dict[str, int] = {}
             for result in results:
                 summary[result.status] = summary.get(result.status, 0) + 1
+                outcome = outcome_of(result.status)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
             return Response(
-                {"results": [r.as_dict() for r in results], "summary": summary},
+                {
+                    "results": [{"outcome": outcome_of(r.status), **r.as_dict()} for r in results],
+                    "outcomes": outcomes,
+                    "summary": summary,
+                },
                 status=status.HTTP_207_MULTI_STATUS,
                 headers=headers,
             )
@@ -230,7 +265,13 @@ class FeedbackApi(APIView):
             raise ApplicationError("The event is invalid; see fields.", fields=result.errors)
         code = status.HTTP_200_OK if result.status == DUPLICATE else status.HTTP_201_CREATED
         return Response(
-            {"id": result.id, "client_id": result.client_id, "status": result.status}, status=code
+            {
+                "id": result.id,
+                "client_id": result.client_id,
+                "outcome": outcome_of(result.status),
+                "status": result.status,
+            },
+            status=code,
         )
 
     @extend_schema(

@@ -121,10 +121,23 @@ INGEST_EXAMPLES = [
         "Batch answer (207)",
         value={
             "results": [
-                {"index": 0, "status": "accepted", "id": 101, "client_id": "evt-1842"},
-                {"index": 1, "status": "duplicate", "id": 97, "client_id": "evt-1790"},
+                {
+                    "index": 0,
+                    "outcome": "stored",
+                    "status": "accepted",
+                    "id": 101,
+                    "client_id": "evt-1842",
+                },
+                {
+                    "index": 1,
+                    "outcome": "duplicate",
+                    "status": "duplicate",
+                    "id": 97,
+                    "client_id": "evt-1790",
+                },
                 {
                     "index": 2,
+                    "outcome": "error",
                     "status": "error",
                     "client_id": "evt-1846",
                     "code": "invalid",
@@ -135,6 +148,7 @@ INGEST_EXAMPLES = [
                     },
                 },
             ],
+            "outcomes": {"stored": 1, "duplicate": 1, "error": 1},
             "summary": {"accepted": 1, "duplicate": 1, "error": 1},
         },
         response_only=True,

@@ -537,9 +537,10 @@ def test_log_now_returns_the_servers_answer_and_a_retry_is_a_duplicate(live: Liv
                 }
             )
 
-    assert (first.status, first.client_id) == ("accepted", "now-1")
-    assert (again.status, again.id) == ("duplicate", first.id)
-    assert edit.status == "accepted" and edit.id != first.id
+    assert (first.outcome, first.client_id) == ("stored", "now-1")
+    assert (again.outcome, again.id) == ("duplicate", first.id)
+    assert edit.outcome == "stored" and edit.id != first.id
+    assert (first.status, again.status) == ("accepted", "duplicate")  # the deprecated names
     assert refused.value.status_code == 400 and "colour" in refused.value.fields
     assert set(live.stored()) == {"now-1", edit.client_id}
 
@@ -683,3 +684,13 @@ def test_the_async_client_accepts_events_from_other_threads(live: Live) -> None:
 
     ids = asyncio.run(main())
     assert set(live.stored()) == set(ids)
+
+
+def test_it_reads_the_outcome_and_still_understands_an_older_servers_status() -> None:
+    from sinkhole_client._core import Result, result_of_response
+
+    new = result_of_response(201, {}, b'{"id": 7, "client_id": "a", "outcome": "held"}')
+    old = result_of_response(201, {}, b'{"id": 8, "client_id": "b", "status": "accepted"}')
+
+    assert new == Result(7, "a", "", "held")
+    assert old == Result(8, "b", "accepted", "stored")

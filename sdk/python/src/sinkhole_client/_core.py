@@ -25,7 +25,11 @@ __version__ = "0.1.0"
 FEEDBACK_PATH = "/api/v1/feedback"
 SERVER_MAX_BATCH = 1000  # events per request the server takes
 BATCH_BYTES = 4 * 1024 * 1024  # stay under the server's 5 MB per request
-STORED = ("accepted", "quarantined", "duplicate")
+# What the server says happened to an event: `outcome` (this server), else the deprecated
+# `status` names an older server sends (`accepted` meant stored, not a quality verdict).
+OUTCOME_OF_STATUS = {"accepted": "stored", "quarantined": "held", "duplicate": "duplicate"}
+STORED_OUTCOMES = ("stored", "held", "duplicate")
+STORED = tuple(OUTCOME_OF_STATUS)  # deprecated: the old `status` names of a stored event
 
 # Codes of the errors the client makes itself (the server's own codes pass through as sent).
 DROPPED = "dropped"  # pushed out of a full queue
@@ -42,7 +46,10 @@ class Result:
     client_id: str
     """The event id the client sent."""
     status: str
-    """`accepted`, `quarantined` (stored, held from datasets) or `duplicate` (already stored)."""
+    """Deprecated: the server's old name of the outcome (`accepted` meant stored, not judged)."""
+    outcome: str = ""
+    """`stored`, `held` (stored, held for a curator) or `duplicate` (stored before). Not a
+    verdict: the server judges the event afterwards."""
 
 
 @dataclass(frozen=True)
@@ -200,8 +207,8 @@ def outcome_of_response(
         outcome = Outcome(retry_after=retry_after, reason="some events were over a rate limit")
         for index, item in enumerate(batch):
             result = by_index.get(index, {})
-            state = result.get("status")
-            if state in STORED:
+            state = outcome_of(result)
+            if state in STORED_OUTCOMES:
                 outcome.delivered.append((item, state))
             elif state == "error" and result.get("code") != "rate_limited":
                 errors = result.get("errors")
@@ -457,15 +464,26 @@ class Retry:
     reason: str
 
 
+def outcome_of(answer: Mapping[str, Any]) -> str:
+    """An item's `outcome` from the server's answer: as sent, or from an older server's
+    `status` (`error` and unknown names pass through)."""
+    outcome = answer.get("outcome")
+    if isinstance(outcome, str) and outcome:
+        return outcome
+    state = answer.get("status")
+    return OUTCOME_OF_STATUS.get(state, state) if isinstance(state, str) else ""
+
+
 def result_of_response(status: int, headers: Mapping[str, str], content: bytes) -> Result | Retry:
     """The server's answer to one event (sent as a JSON object): a Result, a Retry, or raise."""
     data = _json(content)
-    if status in (200, 201) and isinstance(data, dict) and data.get("status") in STORED:
+    if status in (200, 201) and isinstance(data, dict) and outcome_of(data) in STORED_OUTCOMES:
         server_id = data.get("id")
         return Result(
             server_id if isinstance(server_id, int) else None,
             str(data.get("client_id")),
-            data["status"],
+            str(data.get("status") or ""),
+            outcome_of(data),
         )
     code, message, fields = _error_of(data, status)
     if is_transient(status) or 200 <= status < 300:
