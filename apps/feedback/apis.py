@@ -43,8 +43,22 @@ class EventOutputSerializer(serializers.ModelSerializer):
         "(an out-of-range timestamp shows as null occurred_at); empty for a sound event."
     )
 
+    supersedes = serializers.IntegerField(
+        source="supersedes_id",
+        allow_null=True,
+        read_only=True,
+        help_text="The server id of the earlier event this one revises, or null.",
+    )
+    superseded_by = serializers.SerializerMethodField(
+        help_text="The server id of the event that revises this one, or null: only an event "
+        "nobody revised (the latest revision) counts in datasets and leaderboards."
+    )
+
     def get_unreadable(self, event: Event) -> list[str]:
         return selectors.event_unreadable(event)
+
+    def get_superseded_by(self, event: Event) -> int | None:
+        return selectors.event_superseded_by(event)
 
     class Meta:
         model = Event
@@ -64,6 +78,8 @@ class EventOutputSerializer(serializers.ModelSerializer):
             "received_at",
             "payload",
             "unreadable",
+            "supersedes",
+            "superseded_by",
         ]
 
 

@@ -48,6 +48,16 @@ class Event(models.Model):
         null=True, blank=True, help_text="When the user gave it (client clock)."
     )
     received_at = models.DateTimeField(default=timezone.now)
+    supersedes = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
+        help_text="The earlier event of the same source and rater that this one revises (a "
+        "changed rating). One revision per event: datasets and leaderboards count only the "
+        "latest, an event nobody supersedes.",
+    )
 
     class Meta:
         ordering = ["-id"]

@@ -416,15 +416,18 @@ def redact_event(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int
     _STRUCTURAL): messages, responses, comments, edits, tags, model, licence, the client id,
     metadata keys and values, and numbers that are card (Luhn) or phone numbers. Counts by kind.
 
-    A client id with PII becomes its redacted text plus a keyed digest of the original, so that
-    a retry of the same event is still recognised and two ids never become one."""
+    A client id with PII (and a `supersedes` reference to one) becomes its redacted text plus a
+    keyed digest of the original, so that a retry of the same event is still recognised and two
+    ids never become one."""
     counts: Counter[str] = Counter()
     redacted = {
         key: value if key in _STRUCTURAL else _walk(value, counts) for key, value in payload.items()
     }
-    client_id = payload.get("id")
-    if isinstance(client_id, str) and redacted.get("id") != client_id:
-        redacted["id"] = f"{redacted['id']}~{_digest(client_id)}"
+    # `supersedes` names another event's client id: redacted the same way, so it still names it.
+    for key in ("id", "supersedes"):
+        client_id = payload.get(key)
+        if isinstance(client_id, str) and redacted.get(key) != client_id:
+            redacted[key] = f"{redacted[key]}~{_digest(client_id)}"
     return redacted, dict(counts)
 
 

@@ -90,6 +90,12 @@ class _EventBase(_Strict):
     rater: Short | None = Field(
         None, description="Your end user's id; stored only as a keyed hash."
     )
+    supersedes: Short | None = Field(
+        None,
+        description="The `id` of an earlier event of this source, by the same rater, that this "
+        "one revises (a changed rating). Datasets and leaderboards count only the latest "
+        "revision; an event can be revised once (revise the latest).",
+    )
     model: Short | None = None
     checkpoint: Short | None = Field(
         None, description="Registry id of the checkpoint that answered."
@@ -139,13 +145,19 @@ class _EventBase(_Strict):
             )
         return value
 
-    @field_validator("id", "rater", "interaction_id")
+    @field_validator("id", "rater", "interaction_id", "supersedes")
     @classmethod
     def _ids_are_nfc(cls, value: str | None) -> str | None:
         # One id, however the client's keyboard composed it: NFC and NFD of "café" are one event.
         if value is None or value.isascii():
             return value
         return unicodedata.normalize("NFC", value)
+
+    @model_validator(mode="after")
+    def _does_not_supersede_itself(self) -> Any:
+        if self.supersedes is not None and self.supersedes == self.id:
+            raise FieldError("supersedes", "is this event's own id")
+        return self
 
     @field_validator("metadata")
     @classmethod

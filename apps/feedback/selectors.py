@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery
 
 from apps.feedback import signals
 from apps.feedback.models import Comparison, Event, Interaction
@@ -47,21 +47,44 @@ def event_list(
         qs = qs.filter(received_at__gte=since)
     if until:
         qs = qs.filter(received_at__lt=until)
-    return qs.order_by("-id")
+    return qs.annotate(revised_by=_revised_by()).order_by("-id")
 
 
 def event_detail_queryset() -> QuerySet[Event]:
     """Events with their derived rows prefetched, and what the apps above attach to an event's
     detail (quality: the current verdict)."""
-    return Event.objects.select_related("source", "rating_row").prefetch_related(
-        Prefetch("interactions", queryset=Interaction.objects.order_by("position")),
-        Prefetch(
-            "comparisons",
-            queryset=Comparison.objects.select_related("interaction_a", "interaction_b"),
-        ),
-        # the current verdict and whatever else the apps above attach (quality provides it)
-        *signals.event_detail_prefetches.call(),
+    return (
+        Event.objects.select_related("source", "rating_row")
+        .annotate(revised_by=_revised_by())
+        .prefetch_related(
+            Prefetch("interactions", queryset=Interaction.objects.order_by("position")),
+            Prefetch(
+                "comparisons",
+                queryset=Comparison.objects.select_related("interaction_a", "interaction_b"),
+            ),
+            # the current verdict and whatever else the apps above attach (quality provides it)
+            *signals.event_detail_prefetches.call(),
+        )
     )
+
+
+def _revised_by() -> Subquery:
+    return Subquery(Event.objects.filter(supersedes=OuterRef("pk")).values("id")[:1])
+
+
+def latest_revisions(qs: QuerySet, *, event_ref: str = "pk") -> QuerySet:
+    """QS (events, or rows pointing at an event by EVENT_REF) without the events that a later
+    event revises (`supersedes`): datasets, leaderboards and the inbox count only the latest
+    revision of a changed rating. An anti-join on the unique `supersedes_id` index."""
+    return qs.exclude(Exists(Event.objects.filter(supersedes=OuterRef(event_ref))))
+
+
+def event_superseded_by(event: Event) -> int | None:
+    """The server id of the event that revises EVENT, or None (annotated by the selectors above
+    as `revised_by`; one query otherwise)."""
+    if hasattr(event, "revised_by"):
+        return event.revised_by
+    return Event.objects.filter(supersedes=event).values_list("id", flat=True).first()
 
 
 def event_normalized(event: Event) -> dict[str, Any]:

@@ -529,6 +529,8 @@ def test_the_list_is_newest_first_with_the_event_fields(api: Api, assorted: dict
         "received_at",
         "payload",
         "unreadable",
+        "supersedes",
+        "superseded_by",
     }
 
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from rest_framework import status as http
 
@@ -82,6 +82,8 @@ class _Row:
     licence: str
     redactions: bytes
     occurred_at: datetime | None
+    supersedes: str | None = None  # the client id of the event this one revises
+    supersedes_id: int | None = None  # its server id, once resolved
 
 
 def _served_answers(items: list[Any]) -> dict[str, tuple[str, str]] | None:
@@ -137,6 +139,8 @@ def _prepare(
     payload = dict(item)
     if event.id:
         payload["id"] = event.id  # in NFC, as validated
+    if event.supersedes:
+        payload["supersedes"] = event.supersedes
     redactions: dict[str, int] = {}
     if source.redact_pii:
         # Every field but references: the id, model and licence columns come from its answer.
@@ -174,6 +178,7 @@ def _prepare(
         licence=payload["licence"] if event.licence is not None else source.default_licence,
         redactions=orjson.dumps(redactions),
         occurred_at=event.timestamp,
+        supersedes=payload["supersedes"] if event.supersedes else None,
     )
 
 
@@ -216,6 +221,11 @@ def feedback_ingest(
         try:
             final = _store(source=source, items=items, client_ip=client_ip, refused=refused)
             break
+        except IntegrityError as exc:
+            # Two requests revised one event at once: the database kept the first revision
+            # (Event.supersedes is unique). Run it again: the loser now gets its item error.
+            if attempt == _DEADLOCK_ATTEMPTS - 1 or "supersedes" not in str(exc):
+                raise
         except OperationalError as exc:
             # Two overlapping batches that list the same new ids in different orders each wait
             # for the other's rows; PostgreSQL breaks the tie by rolling one back whole, so
@@ -310,14 +320,22 @@ def _store(
         else:
             first_of[prepared.client_id] = prepared
             rows.append(prepared)
+    revising = any(row.supersedes for row in rows)  # no query unless an item revises one
+    if revising:
+        rows = _resolve_revisions(source, rows, first_of, results)
 
     # On PostgreSQL the insert is one statement, atomic by itself: outside a caller's transaction
     # it runs in autocommit, which saves a request the BEGIN and COMMIT round trips (on_commit
     # then runs at once, after the insert committed). Inside one it still gets a savepoint, so
     # that a failed insert (a deadlock, say) leaves the caller's transaction usable.
-    own_transaction = connection.vendor != "postgresql" or connection.in_atomic_block
+    # A revision whose event is earlier in the same request is inserted in a later statement:
+    # the request's statements then share one transaction.
+    own_transaction = connection.vendor != "postgresql" or connection.in_atomic_block or revising
     with transaction.atomic() if own_transaction else nullcontext():
-        inserted = _insert(source.pk, rows, ip) if rows else {}
+        if revising:
+            inserted = _insert_in_order(source.pk, rows, ip)
+        else:
+            inserted = _insert(source.pk, rows, ip) if rows else {}
         missing = [row.client_id for row in rows if row.client_id not in inserted]
         existing = (
             dict(
@@ -347,8 +365,117 @@ def _store(
     for index, client_id in repeats:
         original = results[first_of[client_id].index]
         assert original is not None
-        results[index] = ItemResult(index, DUPLICATE, id=original.id, client_id=client_id)
+        if original.status == ERROR:  # the first of them may not revise what it names
+            results[index] = ItemResult(
+                index, ERROR, client_id=client_id, code=original.code, errors=original.errors
+            )
+        else:
+            results[index] = ItemResult(index, DUPLICATE, id=original.id, client_id=client_id)
     return [result for result in results if result is not None]
+
+
+def _resolve_revisions(
+    source: Source,
+    rows: list[_Row],
+    first_of: dict[str, _Row],
+    results: list[ItemResult | None],
+) -> list[_Row]:
+    """Link each row that revises an earlier event (`supersedes`) to it, with one query for all
+    their targets; answer the rows that may not revise theirs (an item error, nothing stored):
+    no such event in this source, another rater's event, or an event already revised. The
+    target may be an earlier item of the same request (linked at insert). Returns the rows that
+    stay."""
+    targets = {row.supersedes for row in rows if row.supersedes}
+    stored = {
+        client_id: (pk, rater, revised_by)
+        for client_id, pk, rater, revised_by in Event.objects.filter(
+            source=source, client_id__in=targets
+        ).values_list("client_id", "id", "rater_hash", "superseded_by__client_id")
+    }
+    claimed: dict[str, str] = {}  # target client id -> the client id of the row revising it
+    failed: set[str] = set()
+    kept: list[_Row] = []
+    for row in rows:
+        target = row.supersedes
+        if not target:
+            kept.append(row)
+            continue
+        error = ""
+        if target in stored:
+            pk, rater, revised_by = stored[target]
+            if rater != row.rater_hash:
+                error = "names another rater's event: a rater revises only its own feedback"
+            elif revised_by is not None and revised_by != row.client_id:
+                error = _already_revised(source, target)
+            row.supersedes_id = pk
+        elif target in first_of and target not in failed and first_of[target].index < row.index:
+            if first_of[target].rater_hash != row.rater_hash:
+                error = "names another rater's event: a rater revises only its own feedback"
+        else:
+            error = (
+                f"names no event of this source: no event (nor an earlier item of this "
+                f"request) has the id {target!r}"
+            )
+        if not error and claimed.setdefault(target, row.client_id) != row.client_id:
+            error = (
+                f"names an event that item {first_of[claimed[target]].index} of this request "
+                "already revises: revise the latest"
+            )
+        if error:
+            results[row.index] = ItemResult(
+                row.index,
+                ERROR,
+                client_id=row.client_id,
+                code="invalid",
+                errors={"supersedes": [error]},
+            )
+            failed.add(row.client_id)
+        else:
+            kept.append(row)
+    return kept
+
+
+def _already_revised(source: Source, target: str) -> str:
+    """The error for a revision of an event that is already revised, naming the latest revision
+    (the error path only: it walks the chain one query a link)."""
+    event = Event.objects.filter(source=source, client_id=target).only("id").first()
+    latest = event
+    while latest is not None:
+        newer = Event.objects.filter(supersedes=latest).only("id").first()
+        if newer is None:
+            break
+        latest = newer
+    assert latest is not None
+    return f"names an event that is already revised: revise the latest, event {latest.pk}"
+
+
+def _insert_in_order(source_id: int, rows: list[_Row], ip: str) -> dict[str, int]:
+    """Insert ROWS so that a revision follows the event it revises when both are in the
+    request (the target is always the earlier item): each pass inserts the rows whose target is
+    stored, and links the next pass's to what it inserted."""
+    inserted: dict[str, int] = {}
+    pending = rows
+    while pending:
+        ready = [r for r in pending if r.supersedes_id is not None or not r.supersedes]
+        waiting = [r for r in pending if r.supersedes_id is None and r.supersedes]
+        if ready:
+            inserted.update(_insert(source_id, ready, ip))
+        later = {r.client_id for r in waiting}  # targets that wait for a later pass themselves
+        unlinked = {r.supersedes for r in waiting} - inserted.keys() - later
+        # An earlier item that another request stored first (a race): it is stored all the same.
+        found = (
+            dict(
+                Event.objects.filter(source_id=source_id, client_id__in=unlinked).values_list(
+                    "client_id", "id"
+                )
+            )
+            if unlinked
+            else {}
+        )
+        for row in waiting:
+            row.supersedes_id = inserted.get(row.supersedes) or found.get(row.supersedes)
+        pending = [r for r in waiting if r.supersedes_id is not None or r.supersedes in later]
+    return inserted
 
 
 def _after_commit(source_id: int, event_ids: list[int]) -> None:
@@ -372,7 +499,7 @@ def _insert(source_id: int, rows: list[_Row], ip: str) -> dict[str, int]:
 
 _COLUMNS = (
     "client_id, type, status, payload, rater_hash, model, checkpoint, consent, licence, "
-    "redactions, ip_hash, occurred_at, received_at, source_id"
+    "redactions, ip_hash, occurred_at, supersedes_id, received_at, source_id"
 )
 
 
@@ -385,10 +512,11 @@ def _insert_postgres(source_id: int, rows: list[_Row], ip: str, now: datetime) -
         return _insert_postgres_one(source_id, rows[0], ip, now)
     sql = f"""
         INSERT INTO feedback_event ({_COLUMNS})
-        SELECT c, t, s, p::jsonb, r, m, k, cn, l, rd::jsonb, %s, o, %s, %s
+        SELECT c, t, s, p::jsonb, r, m, k, cn, l, rd::jsonb, %s, o, sp, %s, %s
         FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
-                    %b::text[], %b::bool[], %b::text[], %b::text[], %b::timestamptz[])
-             AS u(c, t, s, p, r, m, k, cn, l, rd, o)
+                    %b::text[], %b::bool[], %b::text[], %b::text[], %b::timestamptz[],
+                    %b::bigint[])
+             AS u(c, t, s, p, r, m, k, cn, l, rd, o, sp)
         ON CONFLICT (source_id, client_id) DO NOTHING
         RETURNING client_id, id
     """  # noqa: S608 - _COLUMNS is a constant; every value is a parameter
@@ -407,6 +535,7 @@ def _insert_postgres(source_id: int, rows: list[_Row], ip: str, now: datetime) -
         [r.licence for r in rows],
         [r.redactions.decode() for r in rows],
         [r.occurred_at for r in rows],
+        [r.supersedes_id for r in rows],
     ]
     with _server_binding_cursor() as cursor:
         cursor.execute(sql, params)
@@ -416,7 +545,7 @@ def _insert_postgres(source_id: int, rows: list[_Row], ip: str, now: datetime) -
 def _insert_postgres_one(source_id: int, row: _Row, ip: str, now: datetime) -> dict[str, int]:
     sql = f"""
         INSERT INTO feedback_event ({_COLUMNS})
-        VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)
+        VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)
         ON CONFLICT (source_id, client_id) DO NOTHING
         RETURNING client_id, id
     """  # noqa: S608 - _COLUMNS is a constant; every value is a parameter
@@ -433,6 +562,7 @@ def _insert_postgres_one(source_id: int, row: _Row, ip: str, now: datetime) -> d
         row.redactions.decode(),
         ip,
         row.occurred_at,
+        row.supersedes_id,
         now,
         source_id,
     ]
@@ -457,7 +587,7 @@ def _insert_generic(source_id: int, rows: list[_Row], ip: str, now: datetime) ->
     # SQLite (embedded): one statement per row, still one transaction; RETURNING needs 3.35+.
     sql = f"""
         INSERT INTO feedback_event ({_COLUMNS})
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (source_id, client_id) DO NOTHING
         RETURNING id
     """  # noqa: S608 - _COLUMNS is a constant; every value is a parameter
@@ -480,6 +610,7 @@ def _insert_generic(source_id: int, rows: list[_Row], ip: str, now: datetime) ->
                     r.redactions.decode(),
                     ip,
                     adapt(r.occurred_at),
+                    r.supersedes_id,
                     adapt(now),
                     source_id,
                 ],
