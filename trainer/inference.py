@@ -84,6 +84,41 @@ class ChatModel:
         new_tokens = output[0][inputs["input_ids"].shape[1] :]
         return self.tokenizer.decode(new_tokens, skip_special_tokens=True)
 
+    def chat_batch(
+        self,
+        conversations: list[list[dict[str, str]]],
+        *,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_prompt_tokens: int | None = None,
+    ) -> list[str]:
+        """The assistant's replies to several conversations, in one left-padded `generate`:
+        greedy, they are what `chat` answers one at a time. A prompt longer than
+        max_prompt_tokens loses its start (the oldest turns), as training cuts it."""
+        if not conversations:
+            return []
+        import torch
+
+        tokenizer = self.tokenizer
+        rows = [self._inputs(messages)["input_ids"][0].tolist() for messages in conversations]
+        if max_prompt_tokens:
+            rows = [row[-max_prompt_tokens:] for row in rows]
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for index, row in enumerate(rows):
+            ids[index, width - len(row) :] = torch.tensor(row)
+            attention[index, width - len(row) :] = 1
+        kwargs = self._generate_kwargs(max_new_tokens, temperature, top_p)
+        device = self.model.device
+        with self._lock, torch.inference_mode():
+            output = self.model.generate(
+                input_ids=ids.to(device), attention_mask=attention.to(device), **kwargs
+            )
+        return [tokenizer.decode(row[width:], skip_special_tokens=True) for row in output]
+
     def _stream(self, inputs: dict[str, Any], kwargs: dict[str, Any]) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer

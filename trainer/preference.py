@@ -88,6 +88,120 @@ def sequence_logps(
     return results
 
 
+def pair_logps(
+    model: Any,
+    pairs: Sequence[tuple[list[int], list[int], list[int]]],
+    *,
+    pad_id: int,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[tuple[tuple[float, int], tuple[float, int]]]:
+    """((sum of log p(chosen | prompt), tokens), (same for rejected)) per (prompt, chosen,
+    rejected) ids, in order: what `sequence_logps` gives for (prompt, chosen) and (prompt,
+    rejected), with the prompt, which the two replies share, run through the model once.
+
+    A pass runs all but the prompt's last token with the KV cache on (no LM head), repeats the
+    cache for the two replies, and scores [last prompt token + reply] on top of it with the
+    fused LM head that training uses: the prompt's tokens are neither run twice nor projected
+    onto the vocabulary. batch_size counts reply sequences a pass (batch_size // 2 pairs), so
+    the peak stays that of `sequence_logps` at the same batch_size. A prompt of fewer than two
+    tokens has nothing to share: such pairs go through `sequence_logps`. on_batch(n) is told
+    the reply sequences scored after each pass."""
+    import torch
+
+    _ensure_fused_head(model)
+    device = next(model.parameters()).device
+    results: list[tuple[tuple[float, int], tuple[float, int]]] = [((0.0, 0), (0.0, 0))] * len(pairs)
+    short = [i for i, pair in enumerate(pairs) if len(pair[0]) < 2]
+    if short:
+        scores = sequence_logps(
+            model,
+            [(pairs[i][0], pairs[i][k]) for i in short for k in (1, 2)],
+            pad_id=pad_id,
+            batch_size=batch_size,
+            on_batch=on_batch,
+        )
+        for n, index in enumerate(short):
+            results[index] = (scores[2 * n], scores[2 * n + 1])
+    shared = [i for i, pair in enumerate(pairs) if len(pair[0]) >= 2]
+    order = sorted(shared, key=lambda i: -(len(pairs[i][0]) + max(map(len, pairs[i][1:]))))
+    per_pass = max(1, batch_size // 2)
+    for start in range(0, len(order), per_pass):
+        chunk = order[start : start + per_pass]
+        with torch.inference_mode():
+            sums, counts = _shared_prompt_pass(model, [pairs[i] for i in chunk], pad_id, device)
+        for row, index in enumerate(chunk):
+            results[index] = (
+                (float(sums[2 * row]), int(counts[2 * row])),
+                (float(sums[2 * row + 1]), int(counts[2 * row + 1])),
+            )
+        if on_batch is not None:
+            on_batch(2 * len(chunk))
+    return results
+
+
+def _shared_prompt_pass(
+    model: Any, pairs: list[tuple[list[int], list[int], list[int]]], pad_id: int, device: Any
+) -> tuple[Any, Any]:
+    """Sums and counts of reply log-probs, rows (chosen, rejected) per pair. The prompts (less
+    their last token) are right-padded in one row each; the replies follow them in the cache,
+    each row starting with its prompt's last token (whose output predicts the reply's first),
+    at the positions they have in the whole sequence, and masked from the padding between."""
+    import torch
+
+    prefixes = [prompt[:-1] for prompt, _, _ in pairs]
+    width = max(map(len, prefixes))
+    ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(pairs), width), dtype=torch.long)
+    for row, prefix in enumerate(prefixes):
+        ids[row, : len(prefix)] = torch.tensor(prefix)
+        attention[row, : len(prefix)] = 1
+    ids, attention = ids.to(device), attention.to(device)
+    output = model(input_ids=ids, attention_mask=attention, use_cache=True, logits_to_keep=1)
+    # transformers 5.25 renamed past_key_values to cache (in and out); older ones know the first.
+    cache_name = "cache" if "cache" in getattr(output, "__dataclass_fields__", {}) else None
+    cache = getattr(output, cache_name) if cache_name else output.past_key_values
+    cache_name = cache_name or "past_key_values"
+    cache.batch_repeat_interleave(2)
+
+    replies = [(prompt[-1:] + reply, reply) for prompt, *two in pairs for reply in two]
+    reply_width = max(len(whole) for whole, _ in replies)
+    reply_ids = torch.full((len(replies), reply_width), pad_id, dtype=torch.long)
+    reply_attention = torch.zeros((len(replies), reply_width), dtype=torch.long)
+    targets = torch.full((len(replies), reply_width), -100, dtype=torch.long)
+    for row, (whole, reply) in enumerate(replies):
+        reply_ids[row, : len(whole)] = torch.tensor(whole)
+        reply_attention[row, : len(whole)] = 1
+        if reply:
+            targets[row, : len(reply)] = torch.tensor(reply)  # already shifted: token i+1 at i
+    starts = torch.tensor([len(prompt) - 1 for prompt, _, _ in pairs]).repeat_interleave(2)
+    positions = starts[:, None] + torch.arange(reply_width)[None, :]
+    inputs = {
+        "input_ids": reply_ids.to(device),
+        "attention_mask": torch.cat(
+            [attention.repeat_interleave(2, dim=0), reply_attention.to(device)], dim=1
+        ),
+        "position_ids": positions.to(device),
+        cache_name: cache,
+    }
+    targets = targets.to(device)
+    mask = targets != -100
+    try:
+        log_probs = model(**inputs, shift_labels=targets, fused_lm_head=True).log_probs
+    except TypeError:  # a forward without TRL's fused head: one row's logits at a time
+        logits = model(**inputs).logits
+        log_probs = torch.stack(
+            [
+                torch.log_softmax(logits[row].float(), dim=-1)
+                .gather(-1, targets[row].clamp(min=0).unsqueeze(-1))
+                .squeeze(-1)
+                for row in range(logits.shape[0])
+            ]
+        )
+    per_token = log_probs.float() * mask
+    return per_token.sum(dim=1), mask.sum(dim=1)
+
+
 def _ensure_fused_head(model: Any) -> None:
     """The LM head that training uses (TRL's, in tiles, no full logits), added where TRL has not
     added it already (a model loaded for scoring alone). Generation is unchanged by it."""

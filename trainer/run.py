@@ -536,24 +536,20 @@ class _Job:
     def _pair_accuracies(self, trainer: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
         """Base and trained preference accuracy over the held-out pairs, batched and without
         gradients: tokenized and cut to max_length by the trainer's own dataset preparation,
-        scored with the fused LM head as in training; the base's (reference) log-probs are
-        computed once, with the adapter switched off, and serve both the base's accuracy and
-        the implicit reward."""
+        scored with the fused LM head as in training, each pair's prompt run once for both
+        replies (`pair_logps`); the base's (reference) log-probs are computed once, with the
+        adapter switched off, and serve both the base's accuracy and the implicit reward."""
         from datasets import Dataset
 
-        from trainer.preference import pair_metrics, sequence_logps
+        from trainer.preference import pair_logps, pair_metrics
 
         prepared = trainer._prepare_dataset(
             Dataset.from_list(rows), trainer.processing_class, trainer.args, "eval"
         )
-        sequences = [
-            (row["prompt_ids"], row[name])
-            for row in prepared
-            for name in ("chosen_ids", "rejected_ids")
-        ]
+        pairs = [(row["prompt_ids"], row["chosen_ids"], row["rejected_ids"]) for row in prepared]
         model = trainer.model
         model.eval()
-        total = 2 * len(sequences)
+        total = 4 * len(pairs)  # chosen and rejected, by the base and by the trained model
         done = [0]
         started = time.monotonic()
 
@@ -573,13 +569,9 @@ class _Job:
         pad = trainer.processing_class.pad_token_id
         batch = self.spec.eval_batch_size
         with model.disable_adapter():
-            base = sequence_logps(model, sequences, pad_id=pad, batch_size=batch, on_batch=tick)
-        tuned = sequence_logps(model, sequences, pad_id=pad, batch_size=batch, on_batch=tick)
-
-        def pairs(scores: list[tuple[float, int]]) -> list[Any]:
-            return list(zip(scores[0::2], scores[1::2], strict=True))
-
-        metrics = pair_metrics(base=pairs(base), trained=pairs(tuned), beta=self.spec.beta)
+            base = pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
+        tuned = pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
+        metrics = pair_metrics(base=base, trained=tuned, beta=self.spec.beta)
         metrics["eval_seconds"] = _round(time.monotonic() - started)
         counts = self.fit_counts.get("eval", {})
         metrics["eval_rows_prompt_cut"] = float(counts.get("prompt_cut", 0))
@@ -649,24 +641,30 @@ class _Job:
     def _samples(
         self, model: Any, tokenizer: Any, rows: list[dict[str, Any]]
     ) -> list[dict[str, str]]:
-        """A few greedy generations from held-out prompts, with the adapter and without it."""
+        """A few greedy generations from held-out prompts, with the adapter and without it: one
+        batched generate each (left-padded), capped at sample_max_new_tokens new tokens and
+        max_length prompt tokens (a longer prompt loses its start, as in training)."""
         from trainer.inference import ChatModel
 
         chat = ChatModel(
             model, tokenizer, model_id=self.spec.base_model, adapter_dir=None, device=self.device
         )
-        samples = []
-        for row in rows[: self.spec.num_samples]:
-            self.check_stop()
-            messages = _prompt_messages(row, self.spec.method)
-            if not messages:
-                continue
-            kwargs = {"max_new_tokens": self.spec.sample_max_new_tokens, "temperature": 0.0}
-            tuned = chat.chat(messages, **kwargs)
-            with model.disable_adapter():
-                base = chat.chat(messages, **kwargs)
-            samples.append({"prompt": messages[-1]["content"], "adapter": tuned, "base": base})
-        return samples
+        prompts = [_prompt_messages(row, self.spec.method) for row in rows[: self.spec.num_samples]]
+        prompts = [messages for messages in prompts if messages]
+        kwargs = {
+            "max_new_tokens": self.spec.sample_max_new_tokens,
+            "temperature": 0.0,
+            "max_prompt_tokens": self.spec.max_length,
+        }
+        self.check_stop()
+        tuned = chat.chat_batch(prompts, **kwargs)
+        self.check_stop()
+        with model.disable_adapter():
+            base = chat.chat_batch(prompts, **kwargs)
+        return [
+            {"prompt": messages[-1]["content"], "adapter": answer, "base": base_answer}
+            for messages, answer, base_answer in zip(prompts, tuned, base, strict=True)
+        ]
 
     # -- artefacts -----------------------------------------------------------------------------
 

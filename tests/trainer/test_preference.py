@@ -3,13 +3,21 @@ batches exactly as one at a time, and summarized with honest intervals."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 
 from tests.trainer.conftest import write_jsonl
 from trainer import run_job
-from trainer.preference import fit_pair, pair_metrics, sequence_logps, summary_rows, wilson
+from trainer.preference import (
+    fit_pair,
+    pair_logps,
+    pair_metrics,
+    sequence_logps,
+    summary_rows,
+    wilson,
+)
 
 
 def test_a_long_prompt_loses_its_start_and_the_reply_is_kept():
@@ -81,3 +89,63 @@ def test_a_dpo_run_drops_no_pair_whose_prompt_alone_is_longer_than_max_length(ma
     assert result.metrics["eval_pairs"] == 3 and result.metrics["eval_rows_prompt_cut"] == 3
     card = json.loads((result.output_dir / "metrics.json").read_text())
     assert card["metrics"]["train_rows_prompt_cut"] == 9
+
+
+def _lora_model(tiny_model):
+    """The tiny model with a LoRA adapter that changes its outputs (B is not zero)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    config = LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)
+    return get_peft_model(model, config).eval()
+
+
+def _varied_pairs():
+    """Prompts of 1 to 23 tokens (one too short to share), replies of 0 to 9 tokens."""
+    return [
+        (
+            list(range(5, 5 + n * 2 + (n == 0))),
+            list(range(40, 40 + n % 4 + 1)),
+            list(range(90, 90 + (7 * n) % 10)),
+        )
+        for n in range(12)
+    ]
+
+
+@pytest.mark.parametrize("adapter", ["trained", "base"])
+def test_scoring_pairs_with_a_shared_prompt_gives_the_numbers_of_scoring_each_reply_whole(
+    tiny_model, adapter
+):
+    model = _lora_model(tiny_model)
+    pairs = _varied_pairs()
+    sequences = [(prompt, reply) for prompt, *replies in pairs for reply in replies]
+    with model.disable_adapter() if adapter == "base" else contextlib.nullcontext():
+        whole = sequence_logps(model, sequences, pad_id=0, batch_size=4)
+        shared = pair_logps(model, pairs, pad_id=0, batch_size=4)
+    assert len(shared) == len(pairs)
+    for n, (chosen, rejected) in enumerate(shared):
+        for got, expected in ((chosen, whole[2 * n]), (rejected, whole[2 * n + 1])):
+            assert got[1] == expected[1]
+            assert got[0] == pytest.approx(expected[0], abs=1e-4)
+    assert shared[10][1] == (0.0, 0)  # an empty reply scores nothing
+
+
+def test_scoring_pairs_runs_each_prompt_token_through_the_model_once(tiny_model):
+    import torch
+
+    model = _lora_model(tiny_model)
+    pairs = [(list(range(5, 45)), [50, 51, 52], [60, 61]) for _ in range(4)]
+    seen = []
+    embed = model.get_input_embeddings()
+    hook = embed.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    pair_logps(model, pairs, pad_id=0, batch_size=4)
+    shared_tokens = sum(int(torch.count_nonzero(ids >= 0)) for ids in seen)
+    seen.clear()
+    sequence_logps(model, [(p, r) for p, *two in pairs for r in two], pad_id=0, batch_size=4)
+    hook.remove()
+    whole_tokens = sum(int(ids.numel()) for ids in seen)
+    # whole: 4 sequences of 40 + 3 tokens, 4 of 40 + 2; shared: 4 prompts less their last
+    # token, then 8 rows of that token and a reply (the shorter reply padded to 4)
+    assert whole_tokens == 4 * 43 + 4 * 42
+    assert shared_tokens == 4 * 39 + 8 * 4
