@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.curation.filters import events_filtered, latest_judgement
 from apps.curation.models import Decision, EventTag
 from apps.feedback.models import Event, Interaction, RaterTombstone, Rating
-from apps.feedback.selectors import event_detail_queryset
+from apps.feedback.selectors import event_detail_queryset, latest_revisions
 from apps.quality.models import EventSignal, Verdict
 from apps.quality.selectors import current_verdicts_prefetch, rater_reputation
 from apps.quality.text import hamming, to_unsigned
@@ -79,6 +79,12 @@ class InboxPage:
     filters: dict[str, Any] = field(default_factory=dict)
 
 
+def _latest() -> QuerySet[Event]:
+    """The events the inbox lists and counts: latest revisions only (an event that a later one
+    revises is reached from that event's page)."""
+    return latest_revisions(Event.objects.all())
+
+
 def inbox_page(
     *, filters: dict[str, Any], before: int | None = None, size: int = PAGE_SIZE
 ) -> InboxPage:
@@ -87,7 +93,7 @@ def inbox_page(
     `rating_row` and `judgement` ('accept', 'reject' or None)."""
     # Two steps: the ids first (narrow rows, only the filters' own tables), then the page's
     # rows with their joins for just those ids.
-    qs = events_filtered(filters, Event.objects.all())
+    qs = events_filtered(filters, _latest())
     if before is not None:
         qs = qs.filter(id__lt=before)
     ids = list(qs.order_by("-id").values_list("id", flat=True)[: size + 1])
@@ -123,7 +129,7 @@ def inbox_count(*, filters: dict[str, Any], cap: int = COUNT_CAP) -> dict[str, A
             estimate = int(cursor.fetchone()[0])
         if estimate > cap:
             return {"count": estimate, "exact": False, "approximate": True}
-    ids = events_filtered(filters, Event.objects.all()).order_by().values("id")[: cap + 1]
+    ids = events_filtered(filters, _latest()).order_by().values("id")[: cap + 1]
     n = ids.count()
     if n > cap:
         return {"count": cap, "exact": False, "approximate": False}
@@ -140,7 +146,7 @@ def selection_ids(*, filters: dict[str, Any], limit: int) -> list[int]:
     """The ids of the whole filtered selection, newest first, at most LIMIT + 1 (so a caller can
     tell that there were more)."""
     return list(
-        events_filtered(filters, Event.objects.all())
+        events_filtered(filters, _latest())
         .order_by("-id")
         .values_list("id", flat=True)[: limit + 1]
     )

@@ -15,6 +15,7 @@ from apps.curation.filters import clean_filters, events_filtered, filters_as_par
 from apps.curation.selectors import accepted_event_ids, gold_decisions, rejected_event_ids
 from apps.datasets.models import DatasetVersion, EvalSet, Recipe
 from apps.feedback.models import Event, RaterTombstone
+from apps.feedback.selectors import latest_revisions
 from apps.quality.models import Verdict
 from apps.sources.models import Source
 
@@ -94,6 +95,7 @@ def events_for_snapshot(snapshot: Mapping[str, Any]) -> QuerySet[Event]:
     """The events a recipe (as snapshotted) may use, unordered:
 
     - consent given, the rater not forgotten (no RaterTombstone), not rejected by a curator;
+    - the latest revision only: an event that a later one revises (`supersedes`) is left out;
     - curated-only: accepted by a curator or edited to gold; otherwise also every event whose
       current quality verdict is accepted with a trust weight of at least `min_trust`;
     - narrowed by the recipe's inbox filters."""
@@ -114,6 +116,7 @@ def events_for_snapshot(snapshot: Mapping[str, Any]) -> QuerySet[Event]:
         .exclude(id__in=rejected_event_ids())
         .filter(~Exists(RaterTombstone.objects.filter(rater_hash=OuterRef("rater_hash"))))
     )
+    qs = latest_revisions(qs)
     return _filtered(snapshot.get("filters") or {}, qs)
 
 

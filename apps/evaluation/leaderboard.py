@@ -339,6 +339,7 @@ LEFT_OUT_REASONS = {
     "quarantined": "held for review (--include-quarantined counts them)",
     "low_trust": "under --min-trust",
     "forgotten": "of forgotten raters",
+    "revised": "revised by a later vote (only the latest revision counts)",
     "meta": "outside --meta",
 }
 

@@ -7,8 +7,9 @@ The canonical battle table is a query, not a copy. A battle is
   (`metadata.sibling_model_ids`, Open WebUI's arena field, or `metadata.siblings`): a thumbs-up
   beats each sibling, a thumbs-down loses to each (Open WebUI's own reading).
 
-Only usable events count (judged and accepted: apps.quality.selectors.events_usable) and never
-those of a forgotten rater (RaterTombstone). The leaderboard needs only the count of each
+Only usable events count (judged and accepted: apps.quality.selectors.events_usable), never
+those of a forgotten rater (RaterTombstone), and only the latest revision of a changed vote
+(an event that a later one `supersedes` is left out). The leaderboard needs only the count of each
 (model_a, model_b, outcome) triple, so the database aggregates (GROUP BY) and a million battles
 come back as a few thousand rows. A materialized battle table was considered and left out: it
 would have to follow every verdict change, curator override and tombstone to stay true, while
@@ -30,6 +31,7 @@ from django.db.models.functions import Coalesce, TruncDay, TruncWeek
 from apps.core.ids import parse_id
 from apps.curation.models import EventTag
 from apps.feedback.models import Comparison, Event, RaterTombstone, Rating
+from apps.feedback.selectors import latest_revisions
 from apps.quality.models import Verdict
 
 SIBLING_KEYS = ("sibling_model_ids", "siblings")
@@ -96,6 +98,7 @@ def _sliced(qs: QuerySet, f: BattleFilter, *, event_ref: str = "event_id") -> Qu
     qs = qs.filter(_usable(event_ref, f.min_trust, quarantined=f.include_quarantined)).exclude(
         Exists(RaterTombstone.objects.filter(rater_hash=OuterRef("rater_hash")))
     )
+    qs = latest_revisions(qs, event_ref=event_ref)  # a changed vote counts once, as it is now
     return _narrowed(qs, f, event_ref=event_ref)
 
 
@@ -123,7 +126,8 @@ def battles_left_out(f: BattleFilter) -> dict[str, int]:
     """How many battles (comparison rows) of the slice the leaderboard did not count, by reason:
     `waiting` (no verdict yet: no worker has judged them), `rejected`, `quarantined` (held for
     review; `include_quarantined` counts them), `low_trust` (under `min_trust`), `forgotten`
-    (the rater asked to be forgotten), and `meta` (outside the metadata filter). Reasons with
+    (the rater asked to be forgotten), `revised` (a later event revises the vote: only the
+    latest revision counts), and `meta` (outside the metadata filter). Reasons with
     no battles are left out of the answer."""
     unsliced = BattleFilter(
         source=f.source, tag=f.tag, since=f.since, until=f.until, min_trust=f.min_trust
@@ -139,25 +143,28 @@ def battles_left_out(f: BattleFilter) -> dict[str, int]:
         ]
     )
     forgotten = Exists(RaterTombstone.objects.filter(rater_hash=OuterRef("rater_hash")))
+    revised = Exists(Event.objects.filter(supersedes=OuterRef("event_id")))
     low = (
         Case(When(Q(_trust__lt=f.min_trust) | Q(_trust__isnull=True), then=True), default=False)
         if f.min_trust is not None
         else Value(False)
     )
     rows = (
-        in_slice.annotate(_status=status, _trust=trust, _forgotten=forgotten)
+        in_slice.annotate(_status=status, _trust=trust, _forgotten=forgotten, _revised=revised)
         .annotate(_low=low)
         .order_by()
-        .values_list("_status", "_low", "_forgotten")
+        .values_list("_status", "_low", "_forgotten", "_revised")
         .annotate(n=Count("*"))
     )
     found: dict[str, int] = {}
     counted = {Verdict.Status.ACCEPTED.value}
     if f.include_quarantined:
         counted.add(Verdict.Status.QUARANTINED.value)
-    for state, weight, gone, n in rows:  # weight: True when under min_trust
+    for state, weight, gone, superseded, n in rows:  # weight: True when under min_trust
         if gone:
             reason = "forgotten"
+        elif superseded:
+            reason = "revised"
         elif state is None:
             reason = "waiting"
         elif state not in counted:

@@ -193,3 +193,105 @@ def test_two_revisions_of_one_event_at_once_store_one_and_refuse_the_other(src: 
     loser = next(a for a in answers.values() if a.status == "error")
     assert "already revised" in loser.errors["supersedes"][0]
     assert Event.objects.filter(supersedes_id=first.id).count() == 1
+
+
+# --- what counts: only the latest revision ------------------------------------------------------
+
+
+def _stored(source: Any, items: list[dict[str, Any]]) -> list[int]:
+    """Ingest ITEMS, derive their rows and judge them as the workers do; their ids."""
+    from apps.feedback.services.normalize import feedback_events_normalize
+    from apps.quality.services import quality_events_judge
+
+    results = feedback_ingest(source=source, items=items)
+    ids = [r.id for r in results]
+    assert None not in ids, [r.as_dict() for r in results]
+    feedback_events_normalize(event_ids=ids)
+    quality_events_judge(event_ids=ids)
+    return ids
+
+
+def _battle(client_id: str, choice: Any, **extra: Any) -> dict[str, Any]:
+    return preference(
+        id=client_id,
+        rater="ann",
+        messages=[{"role": "user", "content": f"Which is better, {client_id}?"}],
+        responses=[{"model": "alpha", "content": "One."}, {"model": "beta", "content": "Two."}],
+        choice=choice,
+        **extra,
+    )
+
+
+def test_a_dataset_build_uses_only_the_latest_revision(src: Any, tmp_path: Any, settings: Any):
+    from apps.datasets.selectors import manifest_rows, version_rows
+    from apps.datasets.services import dataset_version_build, dataset_version_create, recipe_create
+
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    [a, b, c, other] = _stored(
+        src.source,
+        [
+            rating(id="v", rating=1, response="Canberra, I think."),
+            rating(id="v:r2", rating=-1, supersedes="v", response="Canberra, I think."),
+            rating(id="v:r3", rating=1, supersedes="v:r2", response="Canberra, I think."),
+            rating(id="w", rating=-1, messages=[{"role": "user", "content": "2+2?"}], response="5"),
+        ],
+    )
+    recipe = recipe_create(name="kto", kind="kto", test_fraction=0)
+    version = dataset_version_build(version_id=dataset_version_create(recipe=recipe).pk)
+    assert version.status == "succeeded", version.error
+    used = {tuple(line["event_ids"]) for line in manifest_rows(version)}
+    assert used == {(c,), (other,)}  # A <- B <- C: only C
+    labels = {
+        row["completion"][0]["content"]: row["label"] for row in version_rows(version, "train")
+    }
+    assert labels == {"Canberra, I think.": True, "5": False}
+
+
+def test_the_leaderboard_counts_a_changed_vote_once_as_it_is_now(src: Any) -> None:
+    from apps.evaluation.leaderboard import LeaderboardSettings, leaderboard_compute
+    from apps.evaluation.selectors import BattleFilter, battle_counts
+    from tests.evaluation.conftest import accept_all
+
+    _stored(
+        src.source,
+        [
+            _battle("b1", 0),
+            _battle("b1:r2", 1, supersedes="b1"),
+            _battle("b2", 0),
+            _battle("b3", 1),
+            _battle("b3:r2", "tie", supersedes="b3"),
+        ],
+    )
+    accept_all()
+    counted = {(a, b, o): n for a, b, o, n in battle_counts(BattleFilter())}
+    assert counted == {
+        ("alpha", "beta", "b"): 1,
+        ("alpha", "beta", "a"): 1,
+        ("alpha", "beta", "tie"): 1,
+    }
+    board = leaderboard_compute(LeaderboardSettings(filter=BattleFilter(), min_battles=1))
+    assert board["battles"] == 3
+    assert board["left_out"] == {"revised": 2}
+
+
+def test_the_inbox_lists_latest_revisions_and_the_event_page_links_them(
+    src: Any, client: Any
+) -> None:
+    from apps.curation.selectors import inbox_count, inbox_page
+    from tests.curation.conftest import PASSWORD, user_in
+
+    [old, new, other] = _stored(
+        src.source,
+        [rating(id="v"), rating(id="v:r2", rating=-1, supersedes="v"), preference(id="p")],
+    )
+    assert {e.id for e in inbox_page(filters={}).rows} == {other, new}
+    assert inbox_count(filters={})["count"] == 2
+    assert inbox_count(filters={"type": "rating"})["count"] == 1
+
+    user = user_in("curator", "cora")
+    assert client.login(username=user.username, password=PASSWORD)
+    old_page = client.get(f"/events/{old}/").content.decode()
+    assert f'Revised by <a href="/events/{new}/">event {new}</a>' in old_page
+    new_page = client.get(f"/events/{new}/").content.decode()
+    assert f'Revises <a href="/events/{old}/">event {old}</a>' in new_page
+    assert "Revised by" not in new_page
