@@ -191,7 +191,16 @@ def _store_locked(
         client_id=client_id_for(score_id, revision),
         timestamp=timestamp,
     )
+    if row.event_id is not None and revision > 1:
+        # A changed score revises its previous value's event: only the latest counts.
+        event["supersedes"] = client_id_for(score_id, revision - 1)
     result = feedback_ingest(source=source, items=[event], client_ip=client_ip)[0]
+    if result.status == ERROR and set(result.errors) == {"supersedes"}:
+        # The previous value was stored under another rater (the trace named its user only
+        # later): a rater revises only its own events, so this value stands on its own.
+        logger.info("langfuse score %s: %s", score_id, result.errors["supersedes"][0])
+        del event["supersedes"]
+        result = feedback_ingest(source=source, items=[event], client_ip=client_ip)[0]
     if result.status == ERROR:
         raise _Refused(
             ScoreOutcome(

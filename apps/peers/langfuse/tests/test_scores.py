@@ -235,6 +235,19 @@ def test_a_changed_score_with_the_same_id_is_a_new_event_and_the_score_points_at
     )
 
 
+def test_each_changed_value_of_a_score_supersedes_the_previous_one(langfuse: Langfuse) -> None:
+    langfuse.score(librechat_feedback(1))
+    langfuse.score(librechat_feedback(0))
+    langfuse.score(librechat_feedback(0))  # a retry of the same value: nothing new
+    langfuse.score(librechat_feedback(1))
+
+    r1, r2, r3 = Event.objects.order_by("id")
+    assert (r1.supersedes_id, r2.supersedes_id, r3.supersedes_id) == (None, r1.pk, r2.pk)
+    assert r3.payload["supersedes"] == f"langfuse:score:feedback-{TRACE}:r2"
+    latest = Event.objects.filter(superseded_by__isnull=True)
+    assert list(latest.values_list("pk", flat=True)) == [r3.pk]
+
+
 def test_deleting_a_score_retracts_it_keeps_its_events_and_a_second_delete_is_404(
     langfuse: Langfuse,
 ) -> None:
