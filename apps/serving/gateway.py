@@ -17,6 +17,7 @@ as `interaction_id` is attached to exactly that checkpoint."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
@@ -156,6 +157,31 @@ def _parse(request: HttpRequest) -> ChatRequest:
     return chat
 
 
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+_TRACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+
+def _trace_id(request: HttpRequest) -> str:
+    """The Langfuse trace the client puts this call in: `X-Sinkhole-Trace-Id` (any Langfuse
+    trace id: W3C hex, a v2 SDK's UUID), else a W3C `traceparent` header's trace id (what
+    OpenTelemetry-instrumented clients send; an invalid one is ignored, as W3C says); empty
+    when neither is sent."""
+    named = request.META.get("HTTP_X_SINKHOLE_TRACE_ID")
+    if named is not None:
+        if not _TRACE_ID.fullmatch(named.strip()):
+            raise GatewayError(
+                400,
+                "X-Sinkhole-Trace-Id must be 1-64 letters, digits, '.', '_', ':' or '-'.",
+                code="invalid_value",
+                param="X-Sinkhole-Trace-Id",
+            )
+        return named.strip()
+    found = _TRACEPARENT.fullmatch(request.META.get("HTTP_TRACEPARENT", "").strip().lower())
+    if found and found.group(1) != "0" * 32:
+        return found.group(1)
+    return ""
+
+
 def _params(chat: ChatRequest) -> Params:
     limit = settings.SERVING_MAX_TOKENS
     wanted = chat.max_completion_tokens or chat.max_tokens or settings.SERVING_DEFAULT_MAX_TOKENS
@@ -174,6 +200,7 @@ def _params(chat: ChatRequest) -> Params:
 def _sinkhole(answer: Any, target: selectors.Target) -> dict[str, Any]:
     return {
         "interaction_id": answer.interaction_id,
+        "trace_id": answer.trace_id,
         "checkpoint": target.checkpoint.name,
         "model": selectors.model_name_for(target.checkpoint),
         "alias": target.alias or None,
@@ -184,6 +211,7 @@ def _sinkhole(answer: Any, target: selectors.Target) -> dict[str, Any]:
 
 def _headers(response: HttpResponse, answer: Any, target: selectors.Target) -> HttpResponse:
     response["X-Sinkhole-Interaction"] = answer.interaction_id
+    response["X-Sinkhole-Trace-Id"] = answer.trace_id
     response["X-Sinkhole-Checkpoint"] = target.checkpoint.name
     if target.experiment is not None:
         response["X-Sinkhole-Experiment"] = target.experiment.name
@@ -225,6 +253,7 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
         chat = _parse(request)
         params = _params(chat)
         rater = chat.user or request.META.get("HTTP_X_SINKHOLE_RATER") or None
+        trace_id = _trace_id(request)
         target = resolve_or_serve_base(chat.model, rater=rater)
         backend = backend_for(target.checkpoint)
         messages = [m.model_dump(exclude_none=True) for m in chat.messages]
@@ -236,6 +265,7 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
             rater=rater,
             backend=backend.name,
             stream=chat.stream,
+            trace_id=trace_id,
         )
     except GatewayError as exc:
         return exc.response()

@@ -124,6 +124,13 @@ class Arm(models.Model):
 
 class ServedAnswer(models.Model):
     interaction_id = models.CharField(max_length=64, unique=True, help_text="chatcmpl-<uuid>.")
+    trace_id = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="The Langfuse/OpenTelemetry trace the answer belongs to: the request's "
+        "`traceparent` or `X-Sinkhole-Trace-Id`, else the interaction id's 32 hex digits.",
+    )
     source = models.ForeignKey(
         "sources.Source", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -161,6 +162,45 @@ def served_answers_by_interaction(interaction_ids: list[str]) -> dict[str, tuple
         interaction_id: (base if kind == Checkpoint.Kind.BASE else name, name)
         for interaction_id, name, kind, base in rows
     }
+
+
+@dataclass(frozen=True)
+class TracedAnswer:
+    """A gateway answer that a Langfuse trace or observation id names."""
+
+    interaction_id: str
+    source_id: int | None
+    rater_hash: str
+    messages: list[dict[str, Any]]
+    response: str
+
+
+def served_answers_by_trace(ids: list[str]) -> dict[str, TracedAnswer]:
+    """Langfuse id → the gateway answer it names, in one query: an interaction id itself
+    (`chatcmpl-…`), its 32 hex digits (the trace id an answer gives when the request named
+    none), or the trace id the request named (`X-Sinkhole-Trace-Id`, `traceparent`). A trace that
+    holds several answers (a conversation) names its latest."""
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    derived = {f"chatcmpl-{i}" for i in wanted if _HEX32.fullmatch(i)}
+    rows = (
+        ServedAnswer.objects.filter(Q(interaction_id__in=wanted | derived) | Q(trace_id__in=wanted))
+        .order_by("created_at", "id")
+        .values_list(
+            "interaction_id", "trace_id", "source_id", "rater_hash", "messages", "response"
+        )
+    )
+    found: dict[str, TracedAnswer] = {}
+    for interaction_id, trace_id, source_id, rater, messages, response in rows:
+        answer = TracedAnswer(interaction_id, source_id, rater, messages or [], response)
+        for key in (interaction_id, interaction_id.removeprefix("chatcmpl-"), trace_id):
+            if key in wanted:
+                found[key] = answer  # later answers overwrite: a trace names its latest
+    return found
+
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
 def model_name_for(checkpoint: Checkpoint) -> str:

@@ -37,6 +37,12 @@ def new_interaction_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
+def trace_id_of(interaction_id: str) -> str:
+    """The Langfuse/OpenTelemetry trace id an answer gives when the request named none: the
+    interaction id's 32 hex digits, which is a valid W3C trace id."""
+    return interaction_id.removeprefix("chatcmpl-")
+
+
 def served_answer_start(
     *,
     source: Source | None,
@@ -46,14 +52,19 @@ def served_answer_start(
     rater: str | None,
     backend: str,
     stream: bool,
+    trace_id: str = "",
 ) -> ServedAnswer:
     """Record an answer before it is generated, so that its interaction id resolves at once
     (feedback may arrive while a stream is still running). The prompt is stored after PII
-    redaction when the source redacts."""
+    redaction when the source redacts. TRACE_ID is the Langfuse trace the client put the call
+    in (scores on that trace then count for this answer's checkpoint); without one the answer
+    is its own trace, named by the interaction id's hex digits."""
     if source is not None and source.redact_pii:
         messages = redact_event({"messages": messages})[0]["messages"]
+    interaction_id = new_interaction_id()
     return ServedAnswer.objects.create(
-        interaction_id=new_interaction_id(),
+        interaction_id=interaction_id,
+        trace_id=trace_id or trace_id_of(interaction_id),
         source=source,
         checkpoint=target.checkpoint,
         requested_model=requested_model[:200],

@@ -27,6 +27,7 @@ def test_it_answers_through_an_alias_with_the_checkpoint_and_an_interaction_id(g
     assert body["choices"][0]["message"]["role"] == "assistant"
     assert body["sinkhole"] == {
         "interaction_id": body["id"],
+        "trace_id": body["id"].removeprefix("chatcmpl-"),
         "checkpoint": "base-tiny",
         "model": "tiny",
         "alias": "production",

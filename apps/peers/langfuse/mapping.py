@@ -382,12 +382,14 @@ def _cut(text: str) -> str:
 
 @dataclass(frozen=True)
 class Context:
-    """What Sinkhole knows of the judged trace: texts, model, and the rater's keyed hash."""
+    """What Sinkhole knows of the judged trace: texts, model, the rater's keyed hash, and the
+    gateway answer it is (whose checkpoint the score then counts for)."""
 
     messages: list[dict[str, Any]] | None = None
     response: str | None = None
     model: str = ""
     rater_hash: str = ""
+    interaction_id: str = ""
 
 
 def content_digest(score: ScoreBody) -> str:
@@ -455,6 +457,9 @@ def score_event(
         event["model"] = context.model[:200]
     if context.rater_hash:
         event["rater"] = context.rater_hash
+    if context.interaction_id:
+        # The ingest sets model and checkpoint from the gateway's record of the answer.
+        event["interaction_id"] = context.interaction_id
     if timestamp:
         event["timestamp"] = timestamp
     return event

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from apps.peers.langfuse.mapping import (
     score_event,
 )
 from apps.peers.models import CONTEXT_DAYS, LangfuseObservation, LangfuseScore
+from apps.serving.selectors import served_answers_by_trace
 from apps.sources.hashing import rater_hash
 from apps.sources.models import Source
 
@@ -109,7 +110,8 @@ def langfuse_scores_create(
             continue
         parsed.append((score, judgement, score_id))
 
-    contexts = _contexts(source, [p[0] for p in parsed if isinstance(p, tuple)])
+    scored = [p[0] for p in parsed if isinstance(p, tuple)]
+    contexts = _with_gateway_answers(source, scored, _contexts(source, scored))
     outcomes = []
     for entry, item in zip(parsed, items, strict=True):
         if isinstance(entry, ScoreOutcome):
@@ -300,6 +302,36 @@ def _contexts(source: Source, scores: list[ScoreBody]) -> dict[tuple[str, str], 
                 (row.model for row in parts if row.model), model_of_trace.get(score.traceId, "")
             ),
             rater_hash=trace.rater_hash if trace is not None else "",
+        )
+    return found
+
+
+def _with_gateway_answers(
+    source: Source, scores: list[ScoreBody], contexts: dict[tuple[str, str], Context]
+) -> dict[tuple[str, str], Context]:
+    """Scores on answers of Sinkhole's own gateway: a score whose observation or trace id names
+    one (its interaction id, the trace id the answer gave, or the trace the client put the call
+    in) carries that answer's interaction id, so the ingest attaches it to the checkpoint that
+    answered. The answer's prompt, reply and rater fill what the trace lacks when the answer was
+    given to this same source (another source's text is not this one's to read)."""
+    ids = [i for score in scores for i in (score.observationId, score.traceId) if i]
+    answers = served_answers_by_trace(ids)
+    if not answers:
+        return contexts
+    found = dict(contexts)
+    for score in scores:
+        answer = answers.get(score.observationId or "") or answers.get(score.traceId or "")
+        if answer is None:
+            continue
+        key = _context_key(score)
+        context = found.get(key, Context())
+        own = answer.source_id == source.pk
+        found[key] = replace(
+            context,
+            interaction_id=answer.interaction_id,
+            messages=context.messages or (answer.messages if own else None) or None,
+            response=context.response or (answer.response if own else None) or None,
+            rater_hash=context.rater_hash or (answer.rater_hash if own else ""),
         )
     return found
 
