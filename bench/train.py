@@ -3,6 +3,7 @@ through Sinkhole's trainer (trainer.run_job, its defaults) against a plain TRL s
 same batch and length, in one run; and what Sinkhole's evaluation of held-out pairs costs.
 
     .venv/bin/python bench/train.py [--steps 10] [--eval-pairs 200] [--json] [--device auto|cpu|cuda]
+        [--arms both|sinkhole] [--eval-compare N]
 
 Both arms train LoRA r 16, alpha 32 on all linear layers with DPO (beta 0.1, lr 5e-5), 4 pairs
 an optimizer step, max length 256, fp32 on a CPU (bf16 on a GPU that has it), on the same rows
@@ -17,9 +18,14 @@ conversations; a synthetic set where that file is absent). Each arm runs in its 
 reference first. "train" times trainer.train() only (what TRL itself reports as train_runtime);
 tokens are the non-padding tokens through the forward pass (chosen and rejected sequences,
 prompt included), counted by transformers' `include_num_input_tokens_seen`. Sinkhole's
-end-to-end time adds loading, the held-out evaluation (implicit reward on 8 pairs), two sample
-generations and writing the adapter. Prints a table; --json prints one object; the result is
-also written to bench/results/train-<time>.json."""
+end-to-end time adds loading, the held-out evaluation of --eval-pairs pairs (base and trained
+log-probs, each pair's prompt run once) and writing the adapter; the evaluation's seconds are
+set against 20 of the same run's training steps. --arms sinkhole skips plain TRL (its arm peaks
+near 7 GB). --eval-compare N then times, in Sinkhole's process after its run, the evaluation's
+scoring of the first N held-out pairs both ways, base and trained: each reply scored whole
+(two sequences a pair, as before) and each pair's prompt once, and says how far their numbers
+differ. Prints a table; --json prints one object; the result is also written to
+bench/results/train-<time>.json."""
 
 from __future__ import annotations
 
@@ -211,6 +217,8 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
         }
     )
     result = run_job(spec)
+    peak = peak_memory(result.device)  # before the comparison below loads a second model
+    compare = compare_evaluation(args, result) if args.eval_compare else {}
     return {
         "steps": result.steps,
         "train_seconds": result.metrics["train_seconds"],
@@ -225,8 +233,61 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
         "eval_seconds": result.metrics.get("eval_seconds"),
         "micro_batch_size": result.spec.get("micro_batch_size"),
         "gradient_checkpointing": result.spec.get("gradient_checkpointing"),
-        **peak_memory(result.device),
+        "train_peak_rss_mb": result.metrics.get("train_peak_rss_mb"),
+        **peak,
+        **compare,
     }
+
+
+def compare_evaluation(args: argparse.Namespace, result: Any) -> dict[str, Any]:
+    """Seconds of the evaluation's scoring of the first --eval-compare held-out pairs, base and
+    trained, each reply scored whole (`sequence_logps`) and each prompt once (`pair_logps`),
+    alternated, and the largest difference between the two ways' log-probs."""
+    import torch
+
+    from trainer.inference import load_model
+    from trainer.preference import fit_pair, pair_logps, sequence_logps
+    from trainer.run import _sequence_ids
+
+    chat = load_model(args.model, adapter_dir=result.adapter_dir, device=result.device)
+    model, tokenizer = chat.model, chat.tokenizer
+    pad = tokenizer.pad_token_id
+    pairs = []
+    for line in Path(args.eval).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        prompt, chosen = _sequence_ids(tokenizer, row["prompt"], row["chosen"], 10**9)
+        again, rejected = _sequence_ids(tokenizer, row["prompt"], row["rejected"], 10**9)
+        if prompt == again:  # the prompt tokenizes the same before either reply
+            pairs.append(fit_pair(prompt, chosen, rejected, SETTINGS["max_length"])[:3])
+        if len(pairs) == args.eval_compare:
+            break
+    sequences = [(prompt, reply) for prompt, *two in pairs for reply in two]
+    seconds = {"whole": 0.0, "shared": 0.0}
+    difference = 0.0
+    for adapter in (False, True):
+        with torch.inference_mode(), model.disable_adapter() if not adapter else _no_context():
+            started = time.perf_counter()
+            whole = sequence_logps(model, sequences, pad_id=pad, batch_size=4)
+            seconds["whole"] += time.perf_counter() - started
+            started = time.perf_counter()
+            shared = pair_logps(model, pairs, pad_id=pad, batch_size=4)
+            seconds["shared"] += time.perf_counter() - started
+        flat = [score for pair in shared for score in pair]
+        difference = max(
+            [difference] + [abs(a[0] - b[0]) for a, b in zip(flat, whole, strict=True)]
+        )
+    return {
+        "compare_pairs": len(pairs),
+        "compare_whole_seconds": seconds["whole"],
+        "compare_shared_seconds": seconds["shared"],
+        "compare_max_abs_logp_difference": difference,
+    }
+
+
+def _no_context() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 def run_arm(
@@ -236,6 +297,7 @@ def run_arm(
     command = [
         sys.executable, __file__, "--arm", name, "--steps", str(args.steps), "--model", args.model,
         "--device", args.device, "--train", str(train), "--eval", str(evaluation), "--workdir", str(workdir / name),
+        "--eval-compare", str(args.eval_compare),
     ] + (["--reference-checkpointing"] if args.reference_checkpointing else [])  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     if args.threads:
@@ -260,6 +322,18 @@ def main() -> int:
         "--reference-checkpointing",
         action="store_true",
         help="plain TRL with activation checkpointing on (TRL's own default)",
+    )
+    parser.add_argument(
+        "--arms",
+        default="both",
+        choices=["both", "sinkhole"],
+        help="sinkhole: Sinkhole's arm alone (its memory and evaluation cost, no ratios)",
+    )
+    parser.add_argument(
+        "--eval-compare",
+        type=int,
+        default=0,
+        help="time the evaluation's scoring of this many pairs both ways (whole, shared prompt)",
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
@@ -296,7 +370,10 @@ def main() -> int:
         train, evaluation, source = make_data(
             folder, rows=args.steps * SETTINGS["batch_size"], eval_rows=args.eval_pairs
         )
-        if args.sinkhole_first:  # to see whether the order (warm page cache, load) matters
+        if args.arms == "sinkhole":
+            reference = None
+            sinkhole = run_arm("sinkhole", args, train, evaluation, folder)
+        elif args.sinkhole_first:  # to see whether the order (warm page cache, load) matters
             sinkhole = run_arm("sinkhole", args, train, evaluation, folder)
             reference = run_arm("reference", args, train, evaluation, folder)
         else:
@@ -323,12 +400,16 @@ def main() -> int:
         "load_average_after": os.getloadavg(),
         "reference": reference,
         "sinkhole": sinkhole,
-        "ratio_tokens_per_second": sinkhole["tokens_per_second"] / reference["tokens_per_second"],
-        "ratio_steps_per_second": sinkhole["steps_per_second"] / reference["steps_per_second"],
-        "ratio_peak_rss": sinkhole["peak_rss_mb"] / reference["peak_rss_mb"],
         # What 20 of Sinkhole's training steps took, against its evaluation of eval_pairs pairs.
         "twenty_steps_seconds": 20 * sinkhole["train_seconds"] / max(1, sinkhole["steps"]),
     }
+    report["ratio_eval_to_twenty_steps"] = (sinkhole["eval_seconds"] or 0.0) / report[
+        "twenty_steps_seconds"
+    ]
+    if reference is not None:
+        for key in ("tokens_per_second", "steps_per_second", "peak_rss_mb"):
+            name = "ratio_peak_rss" if key == "peak_rss_mb" else f"ratio_{key}"
+            report[name] = sinkhole[key] / reference[key]
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"train-{stamp}.json").write_text(
@@ -344,6 +425,7 @@ def main() -> int:
         f"{args.reference_checkpointing}"
     )
     print(f"{'':28}{'plain TRL':>13}{'Sinkhole':>13}{'ratio':>8}")
+    missing = {"first_loss": float("nan"), "last_loss": float("nan")}
     rows = [
         ("peak RSS MiB", "peak_rss_mb", "{:.0f}"),
         *([("peak GPU MiB", "peak_gpu_mb", "{:.0f}")] if "peak_gpu_mb" in sinkhole else []),
@@ -355,18 +437,27 @@ def main() -> int:
     ]
     for label, key, fmt in rows:
         if key is None:
-            values = [f"{r['first_loss']:.3f}>{r['last_loss']:.3f}" for r in (reference, sinkhole)]
+            values = [
+                f"{r['first_loss']:.3f}>{r['last_loss']:.3f}"
+                for r in (reference or missing, sinkhole)
+            ]
             print(f"{label:28}{values[0]:>13}{values[1]:>13}")
             continue
-        ratio = sinkhole[key] / reference[key] if reference[key] else float("nan")
-        print(
-            f"{label:28}{fmt.format(reference[key]):>13}{fmt.format(sinkhole[key]):>13}{ratio:>8.2f}"
-        )
+        plain = reference[key] if reference else float("nan")
+        ratio = sinkhole[key] / plain if plain else float("nan")
+        print(f"{label:28}{fmt.format(plain):>13}{fmt.format(sinkhole[key]):>13}{ratio:>8.2f}")
     print(
         f"Sinkhole's evaluation of {sinkhole['eval_pairs']:.0f} held-out pairs: "
         f"{sinkhole['eval_seconds']:.1f} s; 20 of its training steps: "
-        f"{report['twenty_steps_seconds']:.1f} s"
+        f"{report['twenty_steps_seconds']:.1f} s (ratio {report['ratio_eval_to_twenty_steps']:.2f})"
     )
+    if sinkhole.get("compare_pairs"):
+        whole, shared = sinkhole["compare_whole_seconds"], sinkhole["compare_shared_seconds"]
+        print(
+            f"Scoring {sinkhole['compare_pairs']} pairs, base and trained: each reply whole "
+            f"{whole:.1f} s, each prompt once {shared:.1f} s (ratio {shared / whole:.2f}); "
+            f"largest log-prob difference {sinkhole['compare_max_abs_logp_difference']:.2e}"
+        )
     return 0
 
 

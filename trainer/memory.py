@@ -223,3 +223,22 @@ def memory_override_bytes() -> int | None:
     scale = {"G": GIB, "M": MIB}.get(text[-1], 1)
     number = text[:-1] if text[-1] in "GM" else text
     return int(float(number) * scale)
+
+
+def process_memory_mb() -> tuple[float, float]:
+    """(resident now, peak resident since the process started) of this process, in MiB: VmRSS
+    and VmHWM from /proc on Linux, psutil's rss and ru_maxrss elsewhere. The peak is what the
+    kernel's out-of-memory killer and the issue's budget look at."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        import resource
+        import sys
+
+        import psutil
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_mb = peak / MIB if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
+        return psutil.Process().memory_info().rss / MIB, peak_mb

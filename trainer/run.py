@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trainer.memory import process_memory_mb
 from trainer.models import sha256_file
 from trainer.spec import JobSpec, SpecError, held_out_count, read_rows
 
@@ -61,6 +62,8 @@ class Progress:
     eta_seconds: float | None = None  # of the current phase (training or evaluating)
     eval_done: int = 0  # evaluating: sequences scored so far, of eval_total
     eval_total: int = 0
+    rss_mb: float | None = None  # this process's resident memory when reported, MiB
+    peak_rss_mb: float | None = None  # and its peak so far
     message: str = ""
     log: str = ""  # one human-readable line, for the run's log tail
 
@@ -159,10 +162,13 @@ class _Job:
     # -- reporting -----------------------------------------------------------------------------
 
     def report(self, phase: str, message: str = "", **values: Any) -> None:
+        rss, peak = process_memory_mb()
         progress = Progress(
             phase=phase,
             total_steps=values.pop("total_steps", self.total_steps),
             elapsed_seconds=round(time.monotonic() - self.started, 2),
+            rss_mb=round(rss, 1),
+            peak_rss_mb=round(peak, 1),
             message=message,
             **values,
         )
@@ -250,6 +256,8 @@ class _Job:
             "train_rows": float(len(train_rows)),
             "stopped_at_time_limit": 1.0 if callback.out_of_time else 0.0,
             "eval_rows": float(len(eval_rows)),
+            # The process's peak resident memory (MiB) up to the end of training.
+            "train_peak_rss_mb": _round(process_memory_mb()[1]),
         }
         for split, counts in self.fit_counts.items():
             if split == "train":
@@ -271,6 +279,7 @@ class _Job:
             result = self._cancelled_result(resume, steps=state.global_step, loss_curve=loss_curve)
             result.adapter_dir = adapter_dir
             return result
+        metrics["peak_rss_mb"] = _round(process_memory_mb()[1])  # evaluation included
         self._write_card(adapter_dir, trainer, metrics, samples, loss_curve)
         result = TrainResult(
             adapter_dir=adapter_dir,

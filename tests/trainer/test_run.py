@@ -264,3 +264,19 @@ def test_a_cancel_during_evaluation_keeps_the_adapter_already_written(make_spec)
     assert result.cancelled and result.steps == 2
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
     assert phases.index("saving") < phases.index("evaluating")
+
+
+def test_a_run_reports_its_memory_in_every_progress_report_and_its_peak_in_the_metrics(make_spec):
+    from trainer.memory import process_memory_mb
+
+    seen: list[Progress] = []
+    result = run_job(make_spec("dpo", max_steps=1), on_progress=seen.append)
+    assert {p.phase for p in seen} >= {"loading", "training", "evaluating", "done"}
+    for progress in seen:
+        assert 0 < progress.rss_mb <= progress.peak_rss_mb
+    peaks = [p.peak_rss_mb for p in seen]
+    assert peaks == sorted(peaks)  # a peak never goes down
+    metrics = result.metrics
+    assert seen[0].peak_rss_mb <= metrics["train_peak_rss_mb"] <= metrics["peak_rss_mb"]
+    assert metrics["peak_rss_mb"] <= process_memory_mb()[1]
+    assert metrics["train_peak_rss_mb"] > 100  # torch alone is more than that
