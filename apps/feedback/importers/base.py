@@ -49,6 +49,9 @@ class Importer:
     name: str
     description: str
     read_stream: Reader
+    # Its records keep their id while the user changes them (Open WebUI feedback): a changed
+    # record becomes a revision of the event stored before (services/revisions.py).
+    revisable: bool = False
 
     def read(self, source: str | os.PathLike[str] | BinaryIO) -> Iterator[Record]:
         """Records from a path (plain or gzip) or from an open binary stream."""

@@ -24,6 +24,7 @@ from apps.feedback.services.ingest import (
     ItemResult,
     feedback_ingest,
 )
+from apps.feedback.services.revisions import events_as_revisions
 from apps.sources.models import Source
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ MAX_REASON_CHARS = 300
 @dataclass
 class ImportSummary:
     """What an import did. `imported` counts new events (`quarantined` of them held for review),
-    `duplicate` events the source already had, `rejected` bad input and events that failed
+    `duplicate` events the source already had, `revised` new events that revise one stored
+    before (a changed rating of a revisable format), `rejected` bad input and events that failed
     validation, `skipped` input that carries no feedback (e.g. a FastChat flag). The first
     reasons of each kind say where and why: "line 17: messages.0.role: …"."""
 
@@ -43,6 +45,7 @@ class ImportSummary:
     source: str
     imported: int = 0
     quarantined: int = 0
+    revised: int = 0
     duplicate: int = 0
     rejected: int = 0
     skipped: int = 0
@@ -68,8 +71,11 @@ class ImportSummary:
     def line(self) -> str:
         """One line for people: `imported 297, duplicate 0, rejected 3 (line 17: …; …)`."""
         imported = f"imported {self.imported}"
-        if self.quarantined:
-            imported += f" ({self.quarantined} held for review)"
+        notes = [f"{self.quarantined} held for review"] if self.quarantined else []
+        if self.revised:
+            notes.append(f"{self.revised} revising an earlier event")
+        if notes:
+            imported += f" ({', '.join(notes)})"
         text = f"{imported}, duplicate {self.duplicate}, rejected {self.rejected}"
         if self.first_reasons:
             more = ", …" if self.rejected > len(self.first_reasons) else ""
@@ -85,6 +91,7 @@ class ImportSummary:
             "source": self.source,
             "imported": self.imported,
             "quarantined": self.quarantined,
+            "revised": self.revised,
             "duplicate": self.duplicate,
             "rejected": self.rejected,
             "skipped": self.skipped,
@@ -146,7 +153,11 @@ def feedback_import(
                 places.append(record.where)
                 if len(events) >= batch_size:
                     feedback_batch_ingest(
-                        source=source, events=events, places=places, summary=summary
+                        source=source,
+                        events=events,
+                        places=places,
+                        summary=summary,
+                        revisable=importer.revisable,
                     )
                     events, places = [], []
             elif record.skipped is not None:
@@ -154,25 +165,40 @@ def feedback_import(
             else:
                 summary.reject(f"{record.where}: {record.error}")
         if events:
-            feedback_batch_ingest(source=source, events=events, places=places, summary=summary)
+            feedback_batch_ingest(
+                source=source,
+                events=events,
+                places=places,
+                summary=summary,
+                revisable=importer.revisable,
+            )
     summary.seconds = time.perf_counter() - started
     logger.info("feedback import finished", extra={"import": summary.as_dict()})
     return summary
 
 
 def feedback_batch_ingest(
-    *, source: Source, events: list[Any], places: list[str], summary: ImportSummary
+    *,
+    source: Source,
+    events: list[Any],
+    places: list[str],
+    summary: ImportSummary,
+    revisable: bool = False,
 ) -> None:
     """Store EVENTS (mapped by an importer's reader; PLACES says where each came from) through
     `feedback_ingest`, and count them into SUMMARY: new, duplicate, or rejected with a reason.
-    Importers and connectors (Open WebUI pulls, FastChat follower, Langfuse) share it."""
+    Importers and connectors (Open WebUI pulls, FastChat follower, Langfuse) share it. With
+    REVISABLE, an event that changes one the source has becomes its revision (`revisions`)."""
     if not events:
         return
+    if revisable:
+        events = events_as_revisions(source=source, events=events)
     results = feedback_ingest(source=source, items=events)
-    for result, where in zip(results, places, strict=True):
+    for result, where, event in zip(results, places, events, strict=True):
         if result.status in (ACCEPTED, QUARANTINED):
             summary.imported += 1
             summary.quarantined += result.status == QUARANTINED
+            summary.revised += isinstance(event, dict) and "supersedes" in event
         elif result.status == DUPLICATE:
             summary.duplicate += 1
         else:

@@ -175,7 +175,11 @@ def _pull(
                 places.append(record.where)
                 if len(events) >= batch_size:
                     feedback_batch_ingest(
-                        source=connector.source, events=events, places=places, summary=summary
+                        source=connector.source,
+                        events=events,
+                        places=places,
+                        summary=summary,
+                        revisable=True,
                     )
                     events, places = [], []
             elif record.skipped is not None:
@@ -183,14 +187,20 @@ def _pull(
             elif record.where not in mapped:
                 # The reader could not even parse this record: the answer is cut or garbled.
                 feedback_batch_ingest(
-                    source=connector.source, events=events, places=places, summary=summary
+                    source=connector.source,
+                    events=events,
+                    places=places,
+                    summary=summary,
+                    revisable=True,
                 )
                 raise OpenWebUIError(
                     f"the export is not valid JSON at {record.where}: {record.error}"
                 )
             else:
                 summary.reject(f"{record.where}: {record.error}")
-    feedback_batch_ingest(source=connector.source, events=events, places=places, summary=summary)
+    feedback_batch_ingest(
+        source=connector.source, events=events, places=places, summary=summary, revisable=True
+    )
     result.watermark = newest
 
 

@@ -9,4 +9,5 @@ IMPORTER = Importer(
     name="openwebui",
     description="Open WebUI feedback export (Admin > Evaluations > Export): thumbs and arena votes",
     read_stream=read,
+    revisable=True,  # a feedback id keeps its id while the user changes the rating
 )

@@ -205,6 +205,9 @@ def _metadata(
     }
     if isinstance(record.get("id"), str):
         metadata["feedback_id"] = record["id"]
+    updated = record.get("updated_at")
+    if isinstance(updated, int | float) and not isinstance(updated, bool):
+        metadata["updated_at"] = updated  # a changed rating is newer: services/revisions.py
     if details:
         metadata["details"] = details
     return metadata
