@@ -257,15 +257,17 @@ def dashboard_data(*, days: int = 30) -> dict[str, Any]:
     ):
         per_source.setdefault(name, []).append((day, n))
 
-    # Thumbs count as the leaderboard counts them: accepted events of raters not forgotten
-    # (rejected spam and events held for review are left out).
+    # Thumbs count as the leaderboard counts them: accepted events of raters not forgotten, the
+    # latest revision of a changed vote (rejected spam and events held for review are left out).
     thumbs: dict[str, list[tuple[Any, float]]] = {}
     usable = Exists(
         Verdict.objects.filter(event=OuterRef("event_id"), is_current=True, status="accepted")
     )
     forgotten = Exists(RaterTombstone.objects.filter(rater_hash=OuterRef("rater_hash")))
     rows = (
-        Rating.objects.filter(created_at__gte=since, value__in=[1, -1])
+        latest_revisions(
+            Rating.objects.filter(created_at__gte=since, value__in=[1, -1]), event_ref="event_id"
+        )
         .filter(usable)
         .exclude(forgotten)
         .annotate(day=TruncDate("created_at"))
@@ -278,6 +280,7 @@ def dashboard_data(*, days: int = 30) -> dict[str, Any]:
         name = f"{model or '(no model)'}" + (f" @ {checkpoint}" if checkpoint else "")
         thumbs.setdefault(name, []).append((day, up / n))
         totals[name] = totals.get(name, 0) + n
+    thumbs_counted = sum(totals.values())  # every series, not only the charted top eight
     top = sorted(totals, key=lambda k: -totals[k])[:8]
     thumbs = {name: thumbs[name] for name in top}
 
@@ -303,9 +306,11 @@ def dashboard_data(*, days: int = 30) -> dict[str, Any]:
     )
     return {
         "days": days,
+        "events": sum(n for points in per_source.values() for _, n in points),
         "per_source": per_source,
         "thumbs": thumbs,
         "thumbs_totals": {name: totals[name] for name in top},
+        "thumbs_counted": thumbs_counted,
         "quarantine": quarantine,
         "status_totals": status_totals,
         "decisions": Decision.objects.filter(created_at__gte=since).count(),
