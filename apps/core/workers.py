@@ -10,16 +10,19 @@ from typing import Any
 
 @dataclass
 class Worker:
-    """One worker that answered: its name, the queues it consumes and the tasks it runs now."""
+    """One worker that answered: its name, the queues it consumes, the tasks it runs now, and
+    how many of each task it has run since it started."""
 
     name: str
     queues: list[str] = field(default_factory=list)
     active: list[dict[str, Any]] = field(default_factory=list)
+    ran: dict[str, int] = field(default_factory=dict)
 
 
 def workers_alive(*, timeout: float = 1.0) -> list[Worker]:
-    """The workers that answer within TIMEOUT seconds; none when the broker cannot broadcast
-    (the embedded file-system broker) or is down, or when tasks run eagerly."""
+    """The workers that answer within TIMEOUT seconds (Redis and the embedded file-system broker
+    both carry the broadcast); none when the broker is down or when tasks run eagerly. A worker
+    on `--pool solo` answers only between tasks."""
     from config.celery import app
 
     if app.conf.task_always_eager:
@@ -28,6 +31,7 @@ def workers_alive(*, timeout: float = 1.0) -> list[Worker]:
         inspector = app.control.inspect(timeout=timeout)
         queues = inspector.active_queues() or {}
         active = inspector.active() or {} if queues else {}
+        stats = inspector.stats() or {} if queues else {}
     except Exception:  # noqa: BLE001 - a broker that cannot broadcast answers "nobody"
         return []
     return [
@@ -38,6 +42,7 @@ def workers_alive(*, timeout: float = 1.0) -> list[Worker]:
                 {"name": task.get("name"), "id": task.get("id"), "started": task.get("time_start")}
                 for task in active.get(name) or []
             ],
+            ran=dict(sorted(((stats.get(name) or {}).get("total") or {}).items())),
         )
         for name, consumed in sorted(queues.items())
     ]
