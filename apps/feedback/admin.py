@@ -26,6 +26,7 @@ class EventAdmin(ReadOnlyAdmin):
     search_fields = ["client_id", "model", "checkpoint"]
     list_select_related = ["source"]
     show_full_result_count = False
+    raw_id_fields = ["supersedes"]  # a link to one event, not a menu of the whole log
 
 
 @admin.register(Interaction)

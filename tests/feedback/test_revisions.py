@@ -295,3 +295,12 @@ def test_the_inbox_lists_latest_revisions_and_the_event_page_links_them(
     new_page = client.get(f"/events/{new}/").content.decode()
     assert f'Revises <a href="/events/{old}/">event {old}</a>' in new_page
     assert "Revised by" not in new_page
+
+
+def test_the_openapi_schema_documents_supersedes_on_the_way_in_and_out(client: Any) -> None:
+    import yaml
+
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    components = schema["components"]["schemas"]
+    assert "supersedes" in components["RatingEvent"]["properties"]
+    assert {"supersedes", "superseded_by"} <= set(components["EventOutput"]["properties"])
