@@ -19,6 +19,7 @@ from apps.core.exceptions import ApplicationError
 from apps.core.ids import parse_id
 from apps.evaluation import stats as evaluation_stats
 from apps.feedback.models import Comparison, RaterTombstone, Rating
+from apps.feedback.selectors import latest_revisions
 from apps.quality.models import Verdict
 from apps.registry.models import Alias, Checkpoint
 from apps.serving.models import Arm, Experiment, ServedAnswer
@@ -220,16 +221,18 @@ def experiment_list() -> QuerySet[Experiment]:
 
 
 def _usable_events(queryset: QuerySet, event_field: str) -> QuerySet:
-    """Leave out feedback the quality pipeline held back (quarantined or rejected) and raters who
-    asked to be forgotten; events not judged yet still count (the experiment is live)."""
+    """Leave out feedback the quality pipeline held back (quarantined or rejected), raters who
+    asked to be forgotten and earlier revisions of changed feedback (only the latest counts);
+    events not judged yet still count (the experiment is live)."""
     held = Verdict.objects.filter(event=OuterRef(event_field), is_current=True).exclude(
         status=Verdict.Status.ACCEPTED
     )
     forgotten = RaterTombstone.objects.filter(rater_hash=OuterRef("rater_hash"))
-    return (
+    return latest_revisions(
         queryset.exclude(Exists(held))
         .exclude(Exists(forgotten))
-        .exclude(**{f"{event_field.removesuffix('_id')}__status": "quarantined"})
+        .exclude(**{f"{event_field.removesuffix('_id')}__status": "quarantined"}),
+        event_ref=event_field,
     )
 
 

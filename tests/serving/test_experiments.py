@@ -188,6 +188,22 @@ def test_results_give_rates_intervals_and_a_verdict(
     assert results["decision"] == {"winner": "lora", "checkpoint": "tiny-lora", "verdict": "better"}
 
 
+def test_a_changed_thumb_counts_once_as_it_is_now(
+    registry, src, django_capture_on_commit_callbacks
+):
+    experiment = make_experiment(registry, min_events=30)
+    votes = thumbs("tiny-lora", 3, 1)
+    flips = [
+        dict(vote, id=f"{vote['id']}:r2", rating=-vote["rating"], supersedes=vote["id"])
+        for vote in votes[:2]
+    ]  # two users changed their minds: up → down
+    ingest(src, votes + flips, django_capture_on_commit_callbacks)
+
+    lora = selectors.experiment_results(experiment)["arms"][1]
+    assert lora["thumbs"]["n"] == 4
+    assert lora["thumbs"]["rate"] == pytest.approx(1 / 4)
+
+
 def test_too_few_events_give_no_verdict_and_say_how_many_more(
     registry, src, django_capture_on_commit_callbacks
 ):
