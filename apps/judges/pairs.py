@@ -23,6 +23,7 @@ from typing import Any
 
 from apps.feedback.importers import importer_for
 from apps.feedback.models import Event
+from apps.feedback.selectors import latest_revisions
 from apps.judges.audit import LabelledPair, shuffled_positions
 
 FORMATS = ("hh-rlhf", "oasst", "jsonl")
@@ -118,8 +119,10 @@ def _flip(vote: str) -> str:
 
 
 def event_pairs(*, source: Any = None, limit: int = 5000, seed: int = 0) -> list[LabelledPair]:
-    """Accepted preference events (choice 0/1), grouped by identical pair, with their votes."""
-    events = Event.objects.filter(type="preference", status="accepted").order_by("id")
+    """Accepted preference events (choice 0/1), grouped by identical pair, with their votes (a
+    changed vote once, as it is now: earlier revisions are left out)."""
+    events = latest_revisions(Event.objects.filter(type="preference", status="accepted"))
+    events = events.order_by("id")
     if source is not None:
         events = events.filter(source=source)
     groups: dict[str, dict[str, Any]] = {}

@@ -304,3 +304,27 @@ def test_the_openapi_schema_documents_supersedes_on_the_way_in_and_out(client: A
     components = schema["components"]["schemas"]
     assert "supersedes" in components["RatingEvent"]["properties"]
     assert {"supersedes", "superseded_by"} <= set(components["EventOutput"]["properties"])
+
+
+def test_judge_audits_read_a_changed_vote_once_as_it_is_now(src: Any) -> None:
+    from apps.judges.pairs import event_pairs
+
+    question = [{"role": "user", "content": "Which reply is right?"}]
+    replies = [{"model": "a", "content": "Canberra."}, {"model": "b", "content": "Sydney."}]
+    feedback_ingest(
+        source=src.source,
+        items=[
+            preference(id="v1", rater="ann", messages=question, responses=replies, choice=1),
+            preference(
+                id="v1:r2",
+                rater="ann",
+                messages=question,
+                responses=replies,
+                choice=0,
+                supersedes="v1",
+            ),
+            preference(id="v2", rater="bob", messages=question, responses=replies, choice=0),
+        ],
+    )
+    (pair,) = event_pairs()
+    assert pair.votes == ["a", "a"]  # ann's first vote (Sydney) no longer counts
