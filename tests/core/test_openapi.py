@@ -76,10 +76,15 @@ def test_ingest_documents_each_answer_it_gives(schema: dict[str, Any]) -> None:
     assert set(schema["components"]["schemas"][created]["properties"]) == {
         "id",
         "client_id",
+        "outcome",
         "status",
     }
     batch = responses["207"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
-    assert set(schema["components"]["schemas"][batch]["properties"]) == {"results", "summary"}
+    assert set(schema["components"]["schemas"][batch]["properties"]) == {
+        "results",
+        "outcomes",
+        "summary",
+    }
     error = responses["400"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert set(schema["components"]["schemas"][error]["properties"]) == {"error"}
 
