@@ -23,7 +23,12 @@ def test_a_retry_answers_200_duplicate_with_the_original_id(api: Api) -> None:
 
     assert first.status_code == 201
     assert retry.status_code == 200
-    assert retry.json() == {"id": first.json()["id"], "client_id": "evt-1", "status": "duplicate"}
+    assert retry.json() == {
+        "id": first.json()["id"],
+        "client_id": "evt-1",
+        "outcome": "duplicate",
+        "status": "duplicate",
+    }
     assert Event.objects.count() == 1
 
 

@@ -70,9 +70,10 @@ def test_it_stores_one_event_and_answers_201_with_id_client_id_and_status(
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "client_id", "status"}
+    assert set(body) == {"id", "client_id", "outcome", "status"}
     assert body["client_id"] == "evt-1"
-    assert body["status"] == "accepted"
+    assert body["outcome"] == "stored"
+    assert body["status"] == "accepted"  # deprecated name of the same outcome
     event = Event.objects.get(pk=body["id"])
     assert (event.source, event.client_id, event.type, event.status) == (
         src.source,
