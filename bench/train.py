@@ -11,8 +11,9 @@ in the same order (seed 42). Plain TRL runs as its documentation shows it (one f
 4 pairs, LoRA dropout 0.05; its activation checkpointing off, as Sinkhole ran it before, or on
 with --reference-checkpointing). Sinkhole runs with its own defaults: the micro-batch and
 checkpointing its memory plan picks (on a CPU one pair a pass, no padding), LoRA dropout 0, long
-prompts cut at their start. Peak memory is the arm's process peak RSS (ru_maxrss; on a GPU also
-torch's peak allocated). Real preference pairs from
+prompts cut at their start, on jemalloc where the system has it (as `python -m trainer run`
+restarts itself; --system-malloc keeps glibc's). Peak memory is the arm's process peak RSS
+(ru_maxrss; on a GPU also torch's peak allocated); the table names each arm's malloc. Real preference pairs from
 Anthropic's hh-rlhf (../shared/data/formats/hh_rlhf_harmless_sample.jsonl, multi-turn
 conversations; a synthetic set where that file is absent). Each arm runs in its own process,
 reference first. "train" times trainer.train() only (what TRL itself reports as train_runtime);
@@ -141,6 +142,7 @@ def arm_reference(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
+    from trainer.memory import allocator_in_use
     from trainer.models import resolve_base_model
 
     started = time.perf_counter()
@@ -196,11 +198,13 @@ def arm_reference(args: argparse.Namespace) -> dict[str, Any]:
         "last_loss": losses[-1] if losses else None,
         "device": "cuda" if cuda else "cpu",
         **peak_memory("cuda" if cuda else "cpu"),
+        "malloc": allocator_in_use(),
     }
 
 
 def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
     from trainer import JobSpec, run_job
+    from trainer.memory import allocator_in_use
 
     started = time.perf_counter()
     spec = JobSpec.from_dict(
@@ -236,6 +240,7 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
         "train_peak_rss_mb": result.metrics.get("train_peak_rss_mb"),
         **peak,
         **compare,
+        "malloc": allocator_in_use(),
     }
 
 
@@ -298,10 +303,14 @@ def run_arm(
         sys.executable, __file__, "--arm", name, "--steps", str(args.steps), "--model", args.model,
         "--device", args.device, "--train", str(train), "--eval", str(evaluation), "--workdir", str(workdir / name),
         "--eval-compare", str(args.eval_compare),
-    ] + (["--reference-checkpointing"] if args.reference_checkpointing else [])  # fmt: skip
+    ] + (["--system-malloc"] if args.system_malloc else []) + (["--reference-checkpointing"] if args.reference_checkpointing else [])  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     if args.threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
+    if name == "sinkhole" and not args.system_malloc:
+        from trainer.memory import jemalloc_env
+
+        env = jemalloc_env(env) or env  # as `python -m trainer run` restarts itself
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
@@ -334,6 +343,12 @@ def main() -> int:
         type=int,
         default=0,
         help="time the evaluation's scoring of this many pairs both ways (whole, shared prompt)",
+    )
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="Sinkhole's arm on the system's malloc too (by default it runs on jemalloc where the"
+        " system has it, as `python -m trainer run` does; plain TRL on the system's)",
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
@@ -396,6 +411,7 @@ def main() -> int:
             "order": "sinkhole first" if args.sinkhole_first else "reference first",
             "reference_lora": REFERENCE_LORA,
             "reference_checkpointing": args.reference_checkpointing,
+            "system_malloc": args.system_malloc,
         },
         "load_average_after": os.getloadavg(),
         "reference": reference,
@@ -421,8 +437,9 @@ def main() -> int:
     print(
         f"DPO, {args.model}, {args.steps} steps, batch 4, max length 256, LoRA r16, "
         f"{sinkhole['device']}; Sinkhole: micro-batch {sinkhole['micro_batch_size']}, "
-        f"checkpointing {sinkhole['gradient_checkpointing']}; plain TRL: checkpointing "
-        f"{args.reference_checkpointing}"
+        f"checkpointing {sinkhole['gradient_checkpointing']}, malloc {sinkhole['malloc']}; "
+        f"plain TRL: checkpointing {args.reference_checkpointing}"
+        + (f", malloc {reference['malloc']}" if reference else "")
     )
     print(f"{'':28}{'plain TRL':>13}{'Sinkhole':>13}{'ratio':>8}")
     missing = {"first_loss": float("nan"), "last_loss": float("nan")}

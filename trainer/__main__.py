@@ -5,7 +5,9 @@
     python -m trainer convert-smollm2          # warm the model cache once
     python -m trainer chat MODEL [--adapter DIR] "prompt"
 
-`run` draws a progress bar on a terminal (log lines otherwise, on stderr). Ctrl-C (or SIGTERM)
+`run` draws a progress bar on a terminal (log lines otherwise, on stderr). It restarts itself on
+jemalloc where the system has it (about 0.5 GB less peak memory on a CPU than glibc's malloc,
+same speed; SINKHOLE_TRAIN_JEMALLOC=0 keeps the system's). Ctrl-C (or SIGTERM)
 stops at the end of the current step and saves a checkpoint, so the same command resumes; a
 second Ctrl-C aborts at once. Exit status: 0 done, 2 invalid spec, 3 cancelled."""
 
@@ -43,9 +45,27 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--max-new-tokens", type=int, default=128)
     chat.add_argument("--temperature", type=float, default=0.0)
     args = parser.parse_args(argv)
+    if argv is None and args.command == "run":  # the real command line, not a test calling main
+        _restart_on_jemalloc()
     return {"run": _run, "validate": _validate, "convert-smollm2": _convert, "chat": _chat}[
         args.command
     ](args)
+
+
+def _restart_on_jemalloc() -> None:
+    """Replace this process with the same command on jemalloc (same pid, same terminal), before
+    anything heavy is imported; nothing happens where jemalloc_env says there is nothing to do."""
+    import os
+
+    from trainer.memory import allocator_in_use, jemalloc_env
+
+    env = jemalloc_env(dict(os.environ))
+    if env is None or allocator_in_use() == "jemalloc":
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The same interpreter with the same arguments (orig_argv: its own flags too), no shell.
+    os.execve(sys.executable, sys.orig_argv, env)  # noqa: S606
 
 
 def _load(args: argparse.Namespace) -> Any:

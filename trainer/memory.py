@@ -242,3 +242,49 @@ def process_memory_mb() -> tuple[float, float]:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         peak_mb = peak / MIB if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
         return psutil.Process().memory_info().rss / MIB, peak_mb
+
+
+# glibc's malloc keeps what a CPU training step frees in fragments it cannot reuse for the next
+# step's differently sized tensors: on SmolLM2 (2 x 256 tokens, LoRA) a forward and backward
+# peaked 0.5 GB higher on it than on jemalloc, at the same speed. Fixing glibc's mmap threshold
+# low returns the memory too but costs a third more CPU in page faults. jemalloc has to be
+# loaded before the process starts (LD_PRELOAD); `python -m trainer run` restarts itself on it.
+JEMALLOC_SWITCH = "SINKHOLE_TRAIN_JEMALLOC"  # "0": stay on the system allocator
+_JEMALLOC_TRIED = "_SINKHOLE_JEMALLOC_TRIED"  # set before the restart: never loop
+
+
+def allocator_in_use() -> str:
+    """ "jemalloc" when this process runs on it, else "system"."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return "jemalloc" if any("jemalloc" in line for line in maps) else "system"
+    except OSError:
+        return "system"
+
+
+def jemalloc_library() -> str | None:
+    """jemalloc's shared library as LD_PRELOAD takes it (Debian and Ubuntu: the libjemalloc2
+    package), or None where the system has none."""
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    return ctypes.util.find_library("jemalloc")
+
+
+def jemalloc_env(env: dict[str, str]) -> dict[str, str] | None:
+    """A copy of env that preloads jemalloc, for a process about to start (or restart) to train;
+    None where there is nothing to do: no jemalloc on the system, SINKHOLE_TRAIN_JEMALLOC=0,
+    already preloaded, or a restart that already tried it."""
+    if env.get(JEMALLOC_SWITCH, "1").strip() == "0" or env.get(_JEMALLOC_TRIED):
+        return None
+    library = jemalloc_library()
+    preload = env.get("LD_PRELOAD", "")
+    if library is None or "jemalloc" in preload:
+        return None
+    return {
+        **env,
+        "LD_PRELOAD": f"{library} {preload}".strip(),
+        _JEMALLOC_TRIED: "1",
+    }

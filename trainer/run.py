@@ -200,8 +200,12 @@ class _Job:
         resume = self._resume_point()
         self.plan = self._plan_memory()  # refuses a run that cannot fit, before loading weights
         (self.out / "spec.json").write_text(spec.to_json() + "\n", encoding="utf-8")
+        from trainer.memory import allocator_in_use
+
         self.report(
-            "loading", f"loading {spec.base_model} on {self.device} ({self.plan.describe()})"
+            "loading",
+            f"loading {spec.base_model} on {self.device} ({self.plan.describe()}; "
+            f"malloc: {allocator_in_use()})",
         )
         random.seed(spec.seed)
         torch.manual_seed(spec.seed)

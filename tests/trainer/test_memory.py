@@ -175,3 +175,42 @@ def test_smollm2s_base_weights_are_named_as_the_dequantized_gguf_they_are(tmp_pa
     assert weights["quantization"] == "Q4_1" and weights["dequantized"] is True
     assert "not on the hub's original safetensors" in weights["note"]
     assert (tmp_path / ".sha256.json").is_file()  # hashed once, remembered
+
+
+def test_the_jemalloc_restart_preloads_it_once_and_can_be_turned_off(monkeypatch):
+    from trainer import memory
+
+    monkeypatch.setattr(memory, "jemalloc_library", lambda: "libjemalloc.so.2")
+    env = memory.jemalloc_env({"PATH": "/bin", "LD_PRELOAD": "libother.so"})
+    assert env is not None and env["PATH"] == "/bin"
+    assert env["LD_PRELOAD"] == "libjemalloc.so.2 libother.so"
+    assert memory.jemalloc_env(env) is None  # the restarted process does not restart again
+    assert memory.jemalloc_env({"SINKHOLE_TRAIN_JEMALLOC": "0"}) is None
+    assert memory.jemalloc_env({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}) is None
+    monkeypatch.setattr(memory, "jemalloc_library", lambda: None)
+    assert memory.jemalloc_env({}) is None  # nothing to preload: stay on the system's malloc
+
+
+def test_the_allocator_in_use_is_named_from_the_process_maps():
+    import subprocess
+    import sys
+
+    from trainer.memory import allocator_in_use, jemalloc_library
+
+    assert allocator_in_use() in {"jemalloc", "system"}
+    library = jemalloc_library()
+    if library is None:
+        pytest.skip("no jemalloc on this system (Debian/Ubuntu: apt install libjemalloc2)")
+    code = "from trainer.memory import allocator_in_use; print(allocator_in_use())"
+    names = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ".", **extra},
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for extra in ({}, {"LD_PRELOAD": library})
+    ]
+    assert names == ["system", "jemalloc"]

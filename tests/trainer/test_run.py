@@ -197,6 +197,11 @@ def test_the_command_line_validates_and_runs_a_spec(make_spec, tmp_path):
     assert result["steps"] == 2 and not result["cancelled"]
     assert Path(result["adapter_dir"], "adapter_config.json").is_file()
     assert "step 2/2 loss" in done.stderr
+    # It restarted itself on jemalloc where the system has it (less memory, same speed).
+    from trainer.memory import jemalloc_library
+
+    allocator = "jemalloc" if jemalloc_library() else "system"
+    assert f"malloc: {allocator})" in done.stderr
 
 
 @pytest.mark.slow
