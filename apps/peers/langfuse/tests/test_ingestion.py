@@ -390,3 +390,18 @@ def test_an_otlp_json_trace_export_gives_a_later_score_its_text_and_model(
         "gpt-4o-mini",
     )
     assert "placeholders" not in event["metadata"] and "rater" in event
+
+
+def test_a_changed_score_supersedes_the_last_value_unless_its_rater_became_known_since(
+    langfuse: Langfuse,
+) -> None:
+    langfuse.ingest([score("evt-1", traceId="trace-late")])  # its trace has not come yet
+    langfuse.ingest([trace("trace-late")])  # now it has, naming the user
+    langfuse.ingest([score("evt-2", traceId="trace-late", value=0)])
+    langfuse.ingest([score("evt-3", traceId="trace-late", value=1)])
+
+    first, second, third = Event.objects.order_by("id")
+    assert (first.rater_hash, second.rater_hash != "") == ("", True)
+    # The first value had no rater: the second is stored unlinked (a rater revises only its
+    # own events), and the third revises the second.
+    assert (second.supersedes_id, third.supersedes_id) == (None, second.pk)
