@@ -117,7 +117,7 @@ def database_url_of_the_test_db() -> str:
 class WorkerProcess:
     """`celery worker` in a child process on the test database and the live broker."""
 
-    def __init__(self, broker: LiveBroker, log_path: Path) -> None:
+    def __init__(self, broker: LiveBroker, log_path: Path, *, pool: str = "solo") -> None:
         env = dict(os.environ)
         env.pop("CELERY_TASK_ALWAYS_EAGER", None)
         env.update(broker.env)
@@ -145,7 +145,7 @@ class WorkerProcess:
                 "-Q",
                 queues,
                 "--pool",
-                "solo",
+                pool,  # solo answers `inspect` only between tasks; threads also while one runs
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",

@@ -1,6 +1,7 @@
 """/status/ with a real Celery worker process: before it starts, the page says no worker answers,
 shows the messages waiting per queue and the oldest event waiting for a verdict; once it runs,
-the page shows it alive, the queues it consumes, what it has run, empty queues and no backlog."""
+the page shows it alive, the queues it consumes, what it has run, empty queues and no backlog;
+while it runs a task (held by a lock), the task's name."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import re
 import time
 from collections.abc import Callable
 
+import psycopg
 import pytest
+from django.db import connection
 
 from apps.quality.models import Verdict
 from tests.conftest import Api, rating
-from tests.core.conftest import WorkerProcess
+from tests.core.conftest import WorkerProcess, database_url_of_the_test_db
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -79,3 +82,43 @@ def test_the_status_page_shows_a_real_worker_its_queues_what_it_ran_and_the_back
     assert "feedback.normalize_pending" in after  # what it ran
     assert "Every event has its verdict." in after
     assert queue_row(after, "quality") == "0" and queue_row(after, "ingest") == "0"
+
+
+def test_the_status_page_shows_the_task_a_worker_is_running(
+    make_source, client, django_user_model, live_broker, tmp_path
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("holds the worker inside a task with a PostgreSQL table lock")
+    api = Api(client, make_source("status-busy").secret)
+    api.post([rating(id="b-1", rater="a")])
+    client.force_login(django_user_model.objects.create_superuser("ops", password="pw-ops"))
+
+    # Another connection locks the table the normalizing task writes: the task starts and waits.
+    blocker = psycopg.connect(database_url_of_the_test_db(), autocommit=False)
+    blocker.execute("LOCK TABLE feedback_interaction IN ACCESS EXCLUSIVE MODE")
+    worker = WorkerProcess(live_broker, tmp_path / "worker.log", pool="threads")
+    try:
+        busy = page_until(
+            lambda: client.get("/status/").content.decode(),
+            lambda html: "feedback.normalize_pending" in running_now(html),
+            what="the page did not show the task the worker runs",
+            log=worker.log,
+        )
+        blocker.rollback()
+        page_until(
+            lambda: str(Verdict.objects.filter(is_current=True).count()),
+            lambda n: n == "1",
+            what="the worker did not finish once the lock was gone",
+            log=worker.log,
+        )
+    finally:
+        blocker.close()
+        worker.stop()
+
+    assert "1 alive" in busy
+
+
+def running_now(html: str) -> str:
+    """The 'running now' cell of the first worker row."""
+    found = re.search(r'<tr class="worker"><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>', html)
+    return found.group(1) if found else ""
