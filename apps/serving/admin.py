@@ -31,7 +31,7 @@ class ServedAnswerAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["backend", "stream"]
-    search_fields = ["interaction_id"]
+    search_fields = ["interaction_id", "trace_id"]
     raw_id_fields = ["checkpoint", "source", "experiment", "arm"]
 
     def has_change_permission(self, request, obj=None) -> bool:
