@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET
 from apps.curation.roles import has_role
 from apps.feedback.selectors import overview
 from apps.quality.models import Verdict
-from apps.site.selectors import home_counts
+from apps.site.selectors import home_counts_cached
 
 
 @require_GET
@@ -29,4 +29,4 @@ def home(request: HttpRequest) -> HttpResponse:
     )
     for event in data["recent"]:
         event.verdict = verdicts.get(event.pk, "")
-    return render(request, "home.html", {"overview": data, "counts": home_counts()})
+    return render(request, "home.html", {"overview": data, "counts": home_counts_cached()})

@@ -71,3 +71,29 @@ def test_the_home_page_the_dashboard_and_the_leaderboard_count_the_same_data_ali
     thumbs_total = sum(series["total"]["n"] for series in thumbs["series"])
     assert home["thumbs"][0] == dashboard["thumbs"][0] == thumbs_total == 2
     assert home["thumbs"][1] == dashboard["thumbs"][1] == "thumbs the leaderboard counts"
+
+
+def test_the_home_counts_are_counted_at_most_every_30_seconds_and_say_when(
+    make_source, client, django_user_model, monkeypatch
+) -> None:
+    from apps.site import selectors
+
+    source = make_source("counted").source
+    store(source, rating(id="one", rater="ann", rating=1))
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw-root"))
+    counted = []
+    real = selectors.home_counts
+    monkeypatch.setattr(selectors, "home_counts", lambda: counted.append(1) or real())
+
+    first = client.get("/").content.decode()
+    store(source, rating(id="two", rater="bob", rating=1))
+    again = client.get("/").content.decode()
+
+    assert len(counted) == 1  # the second page used the first count
+    assert numbers(first)["events"][0] == numbers(again)["events"][0] == 1
+    assert re.search(r"Counted at \d\d:\d\d:\d\d UTC", again)
+    from django.core.cache import cache
+
+    cache.delete("sinkhole:home-counts")  # as when 30 seconds have passed
+    assert numbers(client.get("/").content.decode())["events"][0] == 2
+    assert len(counted) == 2
