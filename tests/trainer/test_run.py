@@ -282,6 +282,8 @@ def test_a_run_reports_its_memory_in_every_progress_report_and_its_peak_in_the_m
     peaks = [p.peak_rss_mb for p in seen]
     assert peaks == sorted(peaks)  # a peak never goes down
     metrics = result.metrics
-    assert seen[0].peak_rss_mb <= metrics["train_peak_rss_mb"] <= metrics["peak_rss_mb"]
-    assert metrics["peak_rss_mb"] <= round(process_memory_mb()[1], 1)  # metrics keep 0.1 MB
+    # Progress reports keep 0.1 MB and the metrics 0.01 MB: compare within that rounding.
+    assert seen[0].peak_rss_mb <= metrics["train_peak_rss_mb"] + 0.1
+    assert metrics["train_peak_rss_mb"] <= metrics["peak_rss_mb"]
+    assert metrics["peak_rss_mb"] <= process_memory_mb()[1] + 0.1
     assert metrics["train_peak_rss_mb"] > 100  # torch alone is more than that
