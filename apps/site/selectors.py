@@ -27,7 +27,8 @@ def home_counts_cached() -> dict[str, Any]:
     def count() -> dict[str, Any]:
         return {**home_counts(), "counted_at": timezone.now()}
 
-    return cache.get_or_set("sinkhole:home-counts", count, HOME_COUNTS_SECONDS)
+    counts = cache.get_or_set("sinkhole:home-counts", count, HOME_COUNTS_SECONDS)
+    return counts if isinstance(counts, dict) else count()
 
 
 def home_counts() -> dict[str, int]:
