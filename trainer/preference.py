@@ -186,6 +186,9 @@ def _shared_prompt_pass(
     }
     targets = targets.to(device)
     mask = targets != -100
+    log_probs = _target_log_probs(model, inputs, targets)
+    if log_probs is not None:
+        return log_probs.sum(dim=1), mask.sum(dim=1)
     try:
         log_probs = model(**inputs, shift_labels=targets, fused_lm_head=True).log_probs
     except TypeError:  # a forward without TRL's fused head: one row's logits at a time
@@ -213,11 +216,70 @@ def _ensure_fused_head(model: Any) -> None:
     add_fused_lm_head(base)
 
 
+VOCAB_CHUNK = 32_768  # vocabulary columns a tile of the head projects at once (TRL's default)
+
+
+def _target_log_probs(
+    model: Any, inputs: dict[str, Any], targets: Any, *, shifted: bool = True
+) -> Any | None:
+    """log p(target) at each position that has a target (0 where it is -100), shape of targets.
+
+    The backbone runs on every position; the LM head only on the positions with a target, in
+    float32 tiles of the vocabulary (TRL's chunked log-prob kernel, no full logits). On a GPU,
+    TRL's fused head does the same; on a CPU it projects every position, prompt and padding
+    included. shifted=False: the backbone's output at i predicts targets[i], which is the
+    labels already shifted by one (the last position's output is not needed). None where the
+    model scales or caps its logits (Gemma, Granite …): those keep TRL's fused head."""
+    import torch
+    from trl.kernels import ChunkedLogProbFunction
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings()
+    config = base.config.get_text_config()
+    scaled = any(
+        getattr(config, name, None) is not None
+        for name in (
+            "final_logit_softcapping",
+            "logit_scale",
+            "output_multiplier",
+            "lm_head_multiplier",
+            "logits_scaling",
+        )
+    )
+    if head is None or scaled or not hasattr(base, "base_model"):
+        return None
+    hidden = base.base_model(**inputs, use_cache=False).last_hidden_state
+    if not shifted:
+        hidden = hidden[:, :-1]
+    mask = targets != -100
+    log_probs = torch.zeros(targets.shape, dtype=torch.float32, device=hidden.device)
+    if bool(mask.any()):
+        with torch.autocast(hidden.device.type, enabled=False):  # the head in float32
+            picked = ChunkedLogProbFunction.apply(
+                hidden[mask].float(),
+                head.weight,
+                head.bias,
+                targets[mask],
+                1.0,
+                VOCAB_CHUNK,
+                None,
+                1.0,
+                ("log_probs",),
+            )[0]
+        log_probs[mask] = picked.float()
+    return log_probs
+
+
 def _per_token_logps(
     model: Any, ids: Any, attention: Any, labels: Any, *, fused: bool
 ) -> tuple[Any, bool]:
     import torch
 
+    compact = _target_log_probs(
+        model, {"input_ids": ids, "attention_mask": attention}, labels[:, 1:], shifted=False
+    )
+    if compact is not None:
+        return compact, fused
     if fused:
         try:
             output = model(

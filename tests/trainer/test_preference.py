@@ -64,7 +64,7 @@ def test_batched_scoring_matches_one_sequence_at_a_time_and_makes_few_passes(tin
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     sequences = [(list(range(5, 5 + n)), list(range(40, 40 + 1 + n % 4))) for n in range(1, 11)]
     calls = []
-    hook = model.register_forward_hook(lambda *args: calls.append(1))
+    hook = model.model.register_forward_hook(lambda *args: calls.append(1))  # the backbone
     batched = sequence_logps(model, sequences, pad_id=0, batch_size=4)
     hook.remove()
     assert len(calls) == 3  # 10 sequences, 4 at a time
@@ -149,3 +149,44 @@ def test_scoring_pairs_runs_each_prompt_token_through_the_model_once(tiny_model)
     # token, then 8 rows of that token and a reply (the shorter reply padded to 4)
     assert whole_tokens == 4 * 43 + 4 * 42
     assert shared_tokens == 4 * 39 + 8 * 4
+
+
+def _projected_rows(monkeypatch):
+    """Records how many positions each call of TRL's chunked LM-head kernel projects."""
+    from trl.kernels import ChunkedLogProbFunction
+
+    rows: list[int] = []
+    original = ChunkedLogProbFunction.forward
+
+    def forward(ctx, hidden, *args):
+        rows.append(int(hidden.shape[0]))
+        return original(ctx, hidden, *args)
+
+    monkeypatch.setattr(ChunkedLogProbFunction, "forward", staticmethod(forward))
+    return rows
+
+
+def test_the_lm_head_projects_only_the_reply_tokens_onto_the_vocabulary(tiny_model, monkeypatch):
+    model = _lora_model(tiny_model)
+    pairs = [(list(range(5, 45)), [50, 51, 52], [60, 61]) for _ in range(4)]
+    rows = _projected_rows(monkeypatch)
+    pair_logps(model, pairs, pad_id=0, batch_size=4)
+    assert sum(rows) == 4 * (3 + 2)  # not the padding after the shorter reply (8 rows x 4)
+    rows.clear()
+    sequence_logps(model, [(p, r) for p, *two in pairs for r in two], pad_id=0, batch_size=4)
+    assert sum(rows) == 4 * (3 + 2)  # not the 40 prompt tokens of each of the 8 rows
+
+
+def test_scoring_only_the_reply_tokens_gives_the_numbers_of_trls_fused_head(tiny_model):
+    import torch
+
+    model = _lora_model(tiny_model)
+    sequences = [(list(range(5, 5 + n)), list(range(40, 42 + n % 5))) for n in range(1, 9)]
+    compact = sequence_logps(model, sequences, pad_id=0, batch_size=4)
+    for (prompt, reply), (total, count) in zip(sequences, compact, strict=True):
+        ids = torch.tensor([prompt + reply])
+        labels = torch.tensor([[-100] * len(prompt) + reply])
+        with torch.inference_mode():
+            fused = model(input_ids=ids, labels=labels, fused_lm_head=True).log_probs
+        assert count == len(reply)
+        assert total == pytest.approx(float(fused.sum()), abs=1e-4)
