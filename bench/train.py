@@ -206,6 +206,12 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
     from trainer import JobSpec, run_job
     from trainer.memory import allocator_in_use
 
+    if args.full_head:  # TRL's head as it is on a CPU: every position projected in training
+        import contextlib
+
+        import trainer.run
+
+        trainer.run.compact_lm_head = lambda device: contextlib.nullcontext()
     started = time.perf_counter()
     spec = JobSpec.from_dict(
         {
@@ -218,11 +224,14 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
             "logging_steps": 1,
             "device": args.device,
             "num_samples": 0,
+            **({"precision": args.precision} if args.precision != "auto" else {}),
         }
     )
     result = run_job(spec)
     peak = peak_memory(result.device)  # before the comparison below loads a second model
     compare = compare_evaluation(args, result) if args.eval_compare else {}
+    if args.precision_compare:
+        compare.update(compare_precision(args, result))
     return {
         "steps": result.steps,
         "train_seconds": result.metrics["train_seconds"],
@@ -238,6 +247,8 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
         "micro_batch_size": result.spec.get("micro_batch_size"),
         "gradient_checkpointing": result.spec.get("gradient_checkpointing"),
         "train_peak_rss_mb": result.metrics.get("train_peak_rss_mb"),
+        "precision": result.spec.get("precision"),
+        "eval_base_logp_accuracy": result.metrics.get("eval_base_logp_accuracy"),
         **peak,
         **compare,
         "malloc": allocator_in_use(),
@@ -289,6 +300,84 @@ def compare_evaluation(args: argparse.Namespace, result: Any) -> dict[str, Any]:
     }
 
 
+def compare_precision(args: argparse.Namespace, result: Any) -> dict[str, Any]:
+    """The evaluation's scoring (each prompt once) of the first --precision-compare held-out
+    pairs with the run's adapter, base and trained, in float32 and under bf16 autocast (as the
+    trainer evaluates on a CPU with native bf16), alternated: seconds of each, the largest and
+    the median log-prob difference, and the accuracies each way (base log-prob, trained
+    log-prob, implicit reward) with the pairs whose implicit-reward verdict differs."""
+    import statistics
+
+    import torch
+
+    from trainer.inference import load_model
+    from trainer.preference import pair_logps, pair_metrics
+
+    chat = load_model(args.model, adapter_dir=result.adapter_dir, device=result.device)
+    model, tokenizer = chat.model, chat.tokenizer
+    pairs = _eval_pairs(args, tokenizer, args.precision_compare)
+    pad = tokenizer.pad_token_id
+    scores: dict[str, dict[str, Any]] = {"fp32": {}, "bf16": {}}
+    seconds = {"fp32": 0.0, "bf16": 0.0}
+    for adapter in ("base", "trained"):
+        for precision in ("fp32", "bf16"):
+            autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+            off = model.disable_adapter() if adapter == "base" else _no_context()
+            with torch.inference_mode(), autocast, off:
+                started = time.perf_counter()
+                scores[precision][adapter] = pair_logps(model, pairs, pad_id=pad, batch_size=4)
+                seconds[precision] += time.perf_counter() - started
+    differences = [
+        abs(a[0] - b[0])
+        for adapter in ("base", "trained")
+        for pa, pb in zip(scores["fp32"][adapter], scores["bf16"][adapter], strict=True)
+        for a, b in zip(pa, pb, strict=True)
+    ]
+    metrics = {
+        precision: pair_metrics(base=s["base"], trained=s["trained"], beta=SETTINGS["beta"])
+        for precision, s in scores.items()
+    }
+
+    def verdicts(s: dict[str, Any]) -> list[bool]:
+        return [
+            (t[0][0] - b[0][0]) - (t[1][0] - b[1][0]) > 0
+            for t, b in zip(s["trained"], s["base"], strict=True)
+        ]
+
+    flipped = sum(
+        a != b for a, b in zip(verdicts(scores["fp32"]), verdicts(scores["bf16"]), strict=True)
+    )
+    out: dict[str, Any] = {
+        "precision_pairs": len(pairs),
+        "precision_fp32_seconds": seconds["fp32"],
+        "precision_bf16_seconds": seconds["bf16"],
+        "precision_max_abs_logp_difference": max(differences, default=0.0),
+        "precision_median_abs_logp_difference": statistics.median(differences or [0.0]),
+        "precision_reward_verdicts_flipped": flipped,
+    }
+    for precision, values in metrics.items():
+        for key in ("base_logp_accuracy", "logp_accuracy", "preference_accuracy"):
+            out[f"precision_{precision}_{key}"] = values.get(f"eval_{key}")
+    return out
+
+
+def _eval_pairs(args: argparse.Namespace, tokenizer: Any, count: int) -> list[Any]:
+    """The first count held-out pairs as token ids, cut to max length as the trainer does."""
+    from trainer.preference import fit_pair
+    from trainer.run import _sequence_ids
+
+    pairs = []
+    for line in Path(args.eval).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        prompt, chosen = _sequence_ids(tokenizer, row["prompt"], row["chosen"], 10**9)
+        again, rejected = _sequence_ids(tokenizer, row["prompt"], row["rejected"], 10**9)
+        if prompt == again:  # the prompt tokenizes the same before either reply
+            pairs.append(fit_pair(prompt, chosen, rejected, SETTINGS["max_length"])[:3])
+        if len(pairs) == count:
+            break
+    return pairs
+
+
 def _no_context() -> Any:
     import contextlib
 
@@ -296,14 +385,23 @@ def _no_context() -> Any:
 
 
 def run_arm(
-    name: str, args: argparse.Namespace, train: Path, evaluation: Path, workdir: Path
+    name: str,
+    args: argparse.Namespace,
+    train: Path,
+    evaluation: Path,
+    workdir: Path,
+    precision: str | None = None,
+    full_head: bool = False,
 ) -> dict[str, Any]:
-    say(f"{name}: {args.steps} DPO steps")
+    precision = precision or args.precision
+    say(f"{name} ({precision}{', full head' if full_head else ''}): {args.steps} DPO steps")
     command = [
         sys.executable, __file__, "--arm", name, "--steps", str(args.steps), "--model", args.model,
-        "--device", args.device, "--train", str(train), "--eval", str(evaluation), "--workdir", str(workdir / name),
+        "--device", args.device, "--train", str(train), "--eval", str(evaluation),
+        "--workdir", str(workdir / f"{name}-{precision}{'-full' if full_head else ''}"),
         "--eval-compare", str(args.eval_compare),
-    ] + (["--system-malloc"] if args.system_malloc else []) + (["--reference-checkpointing"] if args.reference_checkpointing else [])  # fmt: skip
+        "--precision", precision, "--precision-compare", str(args.precision_compare),
+    ] + (["--system-malloc"] if args.system_malloc else []) + (["--reference-checkpointing"] if args.reference_checkpointing else []) + (["--full-head"] if full_head else [])  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     if args.threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
@@ -335,8 +433,24 @@ def main() -> int:
     parser.add_argument(
         "--arms",
         default="both",
-        choices=["both", "sinkhole"],
-        help="sinkhole: Sinkhole's arm alone (its memory and evaluation cost, no ratios)",
+        choices=["both", "sinkhole", "precision", "head"],
+        help="sinkhole: Sinkhole's arm alone (its memory and evaluation cost, no ratios); "
+        "precision: Sinkhole's arm in float32, then in bf16 (training and evaluation), no plain TRL;"
+        " head: Sinkhole's arm training with TRL's LM head projecting every position (as TRL does"
+        " on a CPU), then with the replies only (Sinkhole's default)",
+    )
+    parser.add_argument("--full-head", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="Sinkhole's compute precision (auto: bf16 where the device has it natively)",
+    )
+    parser.add_argument(
+        "--precision-compare",
+        type=int,
+        default=0,
+        help="score this many held-out pairs with the trained adapter in float32 and in bf16",
     )
     parser.add_argument(
         "--eval-compare",
@@ -385,8 +499,17 @@ def main() -> int:
         train, evaluation, source = make_data(
             folder, rows=args.steps * SETTINGS["batch_size"], eval_rows=args.eval_pairs
         )
+        fp32 = None  # Sinkhole's arm in float32, with --arms precision
         if args.arms == "sinkhole":
             reference = None
+            sinkhole = run_arm("sinkhole", args, train, evaluation, folder)
+        elif args.arms == "precision":
+            reference = None
+            fp32 = run_arm("sinkhole", args, train, evaluation, folder, precision="fp32")
+            sinkhole = run_arm("sinkhole", args, train, evaluation, folder, precision="bf16")
+        elif args.arms == "head":  # "fp32" holds the full-head arm: the table is the same
+            reference = None
+            fp32 = run_arm("sinkhole", args, train, evaluation, folder, full_head=True)
             sinkhole = run_arm("sinkhole", args, train, evaluation, folder)
         elif args.sinkhole_first:  # to see whether the order (warm page cache, load) matters
             sinkhole = run_arm("sinkhole", args, train, evaluation, folder)
@@ -415,6 +538,7 @@ def main() -> int:
         },
         "load_average_after": os.getloadavg(),
         "reference": reference,
+        "sinkhole_fp32": fp32,
         "sinkhole": sinkhole,
         # What 20 of Sinkhole's training steps took, against its evaluation of eval_pairs pairs.
         "twenty_steps_seconds": 20 * sinkhole["train_seconds"] / max(1, sinkhole["steps"]),
@@ -426,6 +550,14 @@ def main() -> int:
         for key in ("tokens_per_second", "steps_per_second", "peak_rss_mb"):
             name = "ratio_peak_rss" if key == "peak_rss_mb" else f"ratio_{key}"
             report[name] = sinkhole[key] / reference[key]
+    if fp32 is not None:  # two of Sinkhole's arms: "sinkhole_fp32" is the first one
+        report["arms_compared"] = (
+            ["float32", "bf16"] if args.arms == "precision" else ["full head", "replies only"]
+        )
+        fp32_twenty = 20 * fp32["train_seconds"] / max(1, fp32["steps"])
+        report["first_ratio_eval_to_twenty_steps"] = (fp32["eval_seconds"] or 0.0) / fp32_twenty
+        for key in ("tokens_per_second", "eval_seconds", "peak_rss_mb"):
+            report[f"second_to_first_{key}"] = sinkhole[key] / fp32[key]
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"train-{stamp}.json").write_text(
@@ -433,6 +565,9 @@ def main() -> int:
     )
     if args.json:
         print(json.dumps(report))
+        return 0
+    if fp32 is not None:
+        print_precision(args, report, fp32, sinkhole)
         return 0
     print(
         f"DPO, {args.model}, {args.steps} steps, batch 4, max length 256, LoRA r16, "
@@ -476,6 +611,50 @@ def main() -> int:
             f"largest log-prob difference {sinkhole['compare_max_abs_logp_difference']:.2e}"
         )
     return 0
+
+
+def print_precision(
+    args: argparse.Namespace, report: dict[str, Any], fp32: dict[str, Any], bf16: dict[str, Any]
+) -> None:
+    """The table of --arms precision (Sinkhole's arm in float32 and in bf16) or --arms head
+    (training with the full head and with the replies only), side by side."""
+    first, second = report["arms_compared"]
+    print(
+        f"DPO, {args.model}, {args.steps} steps, batch 4, max length 256, LoRA r16, "
+        f"{bf16['device']}, Sinkhole's defaults, malloc {bf16['malloc']}; "
+        f"{bf16['eval_pairs']:.0f} held-out pairs"
+    )
+    print(f"{'':34}{first:>13}{second:>13}{'ratio':>8}")
+    rows = [
+        ("peak RSS MiB", "peak_rss_mb", "{:.0f}"),
+        ("train tokens/s", "tokens_per_second", "{:.1f}"),
+        ("train seconds", "train_seconds", "{:.1f}"),
+        ("evaluation seconds", "eval_seconds", "{:.1f}"),
+        ("implicit-reward accuracy", "eval_preference_accuracy", "{:.3f}"),
+        ("base log-prob accuracy", "eval_base_logp_accuracy", "{:.3f}"),
+    ]
+    for label, key, fmt in rows:
+        a, b = fp32.get(key), bf16.get(key)
+        ratio = b / a if a and b is not None else float("nan")
+        print(f"{label:34}{fmt.format(a):>13}{fmt.format(b):>13}{ratio:>8.2f}")
+    losses = [f"{r['first_loss']:.3f}>{r['last_loss']:.3f}" for r in (fp32, bf16)]
+    print(f"{'loss first -> last':34}{losses[0]:>13}{losses[1]:>13}")
+    print(
+        f"evaluation / 20 training steps: {first} {report['first_ratio_eval_to_twenty_steps']:.2f},"
+        f" {second} {report['ratio_eval_to_twenty_steps']:.2f} (target < 1)"
+    )
+    if bf16.get("precision_pairs"):
+        print(
+            f"Same adapter, {bf16['precision_pairs']} pairs, base and trained: float32 "
+            f"{bf16['precision_fp32_seconds']:.1f} s, bf16 {bf16['precision_bf16_seconds']:.1f} s; "
+            f"log-prob difference max {bf16['precision_max_abs_logp_difference']:.3f}, median "
+            f"{bf16['precision_median_abs_logp_difference']:.3f} nats; implicit-reward accuracy "
+            f"{bf16['precision_fp32_preference_accuracy']} vs "
+            f"{bf16['precision_bf16_preference_accuracy']} "
+            f"({bf16['precision_reward_verdicts_flipped']} verdicts differ); base log-prob "
+            f"accuracy {bf16['precision_fp32_base_logp_accuracy']} vs "
+            f"{bf16['precision_bf16_base_logp_accuracy']}"
+        )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ importing this module costs nothing in a web process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ import shutil
 import socket
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,7 +230,10 @@ class _Job:
             )
         hooks = self._stop_inside_steps(trainer.model)
         try:
-            train_output = trainer.train(resume_from_checkpoint=str(resume[1]) if resume else None)
+            with compact_lm_head(self.device):
+                train_output = trainer.train(
+                    resume_from_checkpoint=str(resume[1]) if resume else None
+                )
         except _Cancelled:  # asked to stop in the middle of a step: keep the last whole step
             trainer._save_checkpoint(trainer.model, trial=None)
             return self._cancelled_result(
@@ -398,7 +402,7 @@ class _Job:
                 max_length=spec.max_length,
                 device=self.device,
                 free_bytes=free,
-                dtype_bytes=2 if self._use_bf16() else 4,
+                dtype_bytes=2 if self._bf16_weights() else 4,
                 micro_batch_size=spec.micro_batch_size,
                 gradient_checkpointing=spec.gradient_checkpointing,
             )
@@ -407,6 +411,7 @@ class _Job:
             raise SpecError({field: str(error)}) from None
         spec.micro_batch_size = plan.micro_batch_size
         spec.gradient_checkpointing = plan.gradient_checkpointing
+        spec.precision = "bf16" if self._use_bf16() else "fp32"  # the stored spec names it
         return plan
 
     def _load_model(self) -> tuple[Any, Any]:
@@ -417,16 +422,36 @@ class _Job:
         tokenizer = AutoTokenizer.from_pretrained(local)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        dtype = torch.bfloat16 if self._use_bf16() else torch.float32
+        dtype = torch.bfloat16 if self._bf16_weights() else torch.float32
         model = AutoModelForCausalLM.from_pretrained(local, dtype=dtype)
         return model, tokenizer
 
     def _use_bf16(self) -> bool:
+        """bf16 compute (spec.precision, else where the device has it natively)."""
         import torch
 
-        from trainer.memory import use_bf16
+        from trainer.memory import cpu_bf16_supported, use_bf16
 
-        return use_bf16(self.device, self.device == "cuda" and torch.cuda.is_bf16_supported())
+        if self.device == "cuda":
+            supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        else:
+            supported = cpu_bf16_supported()
+        return use_bf16(self.device, supported, self.spec.precision)
+
+    def _bf16_weights(self) -> bool:
+        """A GPU in bf16 holds the weights in bf16; a CPU keeps them in float32 and runs the
+        matrix products in bf16 under autocast (the residual stream, norms and softmax stay
+        float32, as transformers' Trainer does with bf16=True on a CPU)."""
+        return self.device == "cuda" and self._use_bf16()
+
+    def _autocast(self) -> Any:
+        """bf16 autocast for the evaluation's and the samples' forward passes on a CPU in bf16
+        (the trainer's own passes get it from bf16=True); nothing elsewhere."""
+        import torch
+
+        if self.device == "cpu" and self._use_bf16():
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _split_rows(self, tokenizer: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Train and eval rows in TRL's format; the held-out split is fixed by the seed."""
@@ -581,9 +606,10 @@ class _Job:
 
         pad = trainer.processing_class.pad_token_id
         batch = self.spec.eval_batch_size
-        with model.disable_adapter():
-            base = pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
-        tuned = pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
+        with self._autocast():
+            with model.disable_adapter():
+                base = pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
+            tuned = pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
         metrics = pair_metrics(base=base, trained=tuned, beta=self.spec.beta)
         metrics["eval_seconds"] = _round(time.monotonic() - started)
         counts = self.fit_counts.get("eval", {})
@@ -622,9 +648,10 @@ class _Job:
             )
 
         batch = self.spec.eval_batch_size
-        with model.disable_adapter():
-            base = sequence_logps(model, sequences, pad_id=pad, batch_size=batch, on_batch=tick)
-        tuned = sequence_logps(model, sequences, pad_id=pad, batch_size=batch, on_batch=tick)
+        with self._autocast():
+            with model.disable_adapter():
+                base = sequence_logps(model, sequences, pad_id=pad, batch_size=batch, on_batch=tick)
+            tuned = sequence_logps(model, sequences, pad_id=pad, batch_size=batch, on_batch=tick)
         rewards = [beta * (t[0] - b[0]) for t, b in zip(tuned, base, strict=True)]
         scored = [
             (json.dumps(r["prompt"], sort_keys=True), r["label"], reward)
@@ -670,10 +697,11 @@ class _Job:
             "max_prompt_tokens": self.spec.max_length,
         }
         self.check_stop()
-        tuned = chat.chat_batch(prompts, **kwargs)
-        self.check_stop()
-        with model.disable_adapter():
-            base = chat.chat_batch(prompts, **kwargs)
+        with self._autocast():
+            tuned = chat.chat_batch(prompts, **kwargs)
+            self.check_stop()
+            with model.disable_adapter():
+                base = chat.chat_batch(prompts, **kwargs)
         return [
             {"prompt": messages[-1]["content"], "adapter": answer, "base": base_answer}
             for messages, answer, base_answer in zip(prompts, tuned, base, strict=True)
@@ -712,7 +740,13 @@ class _Job:
             "base_weights": base_weights(
                 self.spec.base_model,
                 self.local_model_path,
-                "bfloat16" if self._use_bf16() else "float32",
+                "bfloat16" if self._bf16_weights() else "float32",
+            ),
+            # What the matrix products ran in (spec.precision), beside the weights' dtype.
+            "compute_dtype": (
+                ("bfloat16 (autocast, float32 weights)" if self.device == "cpu" else "bfloat16")
+                if self._use_bf16()
+                else "float32"
             ),
             "method": self.spec.method,
             "datasets": datasets,
@@ -904,6 +938,30 @@ def _name_base_model(config_path: Path, model_id: str) -> None:
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = model_id
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def compact_lm_head(device: str) -> Iterator[None]:
+    """TRL's fused LM head, on a CPU, projects only the positions that have a label (the
+    replies), as it does on a GPU. TRL scores every position (prompt and padding included) on
+    devices without Triton, so that a compiled kernel's shapes stay fixed (Neuron); nothing is
+    compiled on a CPU, and the masked positions are a half or more of a DPO pass. Same
+    numbers: the masked positions are zeroed either way. TRL decides by `_use_triton` in
+    `trl.trainer.utils` (used there for this choice alone), which this swaps while training."""
+    if device != "cpu":
+        yield
+        return
+    import trl.trainer.utils as trl_utils
+
+    decide = getattr(trl_utils, "_use_triton", None)
+    if decide is None:  # another TRL: leave its head as it is
+        yield
+        return
+    trl_utils._use_triton = lambda device: True
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = decide
 
 
 def _pick_device(device: str) -> str:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, StrictBool, StrictStr
 
+from trainer.memory import PRECISIONS
 from trainer.models import SMOLLM2_ID, check_base_model
 
 METHODS = ("sft", "dpo", "kto", "rm")  # rm: a pairwise reward model (trainer/reward.py)
@@ -166,6 +167,9 @@ class JobSpec:
     # Recomputes activations in the backward pass: a few times less activation memory for about
     # a third more compute. None: on only when the run would not fit the free memory without it.
     gradient_checkpointing: OptionalFlag = None
+    # Compute precision: "bf16" or "fp32". None: bf16 where the device has it natively (a GPU
+    # with bf16; a CPU with AMX or AVX-512 BF16, under autocast), else fp32.
+    precision: StrictStr | None = None
     seed: Whole = 42
     eval_split: Number = 0.1  # fraction of train rows held out when no eval files are given
     output_dir: StrictStr = "var/training/run"
@@ -240,6 +244,10 @@ class JobSpec:
             errors["method"] = f"must be one of {', '.join(METHODS)}, not {self.method!r}"
         if self.device not in DEVICES:
             errors["device"] = f"must be one of {', '.join(DEVICES)}, not {self.device!r}"
+        if self.precision is not None and self.precision not in PRECISIONS:
+            errors["precision"] = (
+                f"must be one of {', '.join(PRECISIONS)} (or left out), not {self.precision!r}"
+            )
         _positive_int(errors, "lora.r", self.lora.r, "the LoRA rank")
         _positive(errors, "lora.alpha", self.lora.alpha)
         if not 0 <= self.lora.dropout < 1:

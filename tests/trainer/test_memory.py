@@ -14,6 +14,7 @@ from trainer import SpecError, run_job
 from trainer.memory import (
     GIB,
     ModelShape,
+    cpu_bf16_supported,
     estimate_step_bytes,
     memory_override_bytes,
     plan_memory,
@@ -98,7 +99,18 @@ def test_a_gpu_takes_the_largest_micro_batch_that_fits_and_bf16_where_it_has_it(
     assert tight.micro_batch_size < 8 and tight.estimate_bytes <= 0.8 * 4 * GIB
     assert use_bf16("cuda", True) is True
     assert use_bf16("cuda", False) is False  # an older GPU: float32, not fp16 without scaling
-    assert use_bf16("cpu", True) is False
+    assert use_bf16("cuda", True, "fp32") is False  # the spec's precision decides when given
+
+
+def test_a_cpu_computes_in_bf16_only_where_it_multiplies_bf16_natively():
+    amx = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    zen4 = "flags\t\t: fpu avx2 avx512f avx512_bf16\n"
+    older = "flags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\n"  # bf16 only emulated
+    assert cpu_bf16_supported(amx) and cpu_bf16_supported(zen4)
+    assert not cpu_bf16_supported(older) and not cpu_bf16_supported("")
+    assert use_bf16("cpu", cpu_bf16_supported(amx)) is True
+    assert use_bf16("cpu", cpu_bf16_supported(older)) is False  # falls back to float32
+    assert use_bf16("cpu", True, "fp32") is False and use_bf16("cpu", False, "bf16") is True
 
 
 def test_kto_keeps_two_rows_a_pass_for_its_kl_term():

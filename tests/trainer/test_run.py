@@ -258,6 +258,69 @@ def test_the_lineage_records_the_exact_base_weights(dpo_run, tiny_model):
     assert result.spec["micro_batch_size"] == 1 and result.spec["learning_rate"] == 3e-3
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_a_cpu_run_computes_in_bf16_where_the_cpu_has_it_and_records_it(
+    make_spec, monkeypatch, native
+):
+    import torch
+
+    import trainer.memory
+
+    monkeypatch.setattr(trainer.memory, "cpu_bf16_supported", lambda cpuinfo=None: native)
+    products: set[torch.dtype] = set()  # the dtypes the linear layers computed in
+    linear = torch.nn.Linear.forward
+    monkeypatch.setattr(
+        torch.nn.Linear,
+        "forward",
+        lambda self, x: products.add(linear(self, x).dtype) or linear(self, x),
+    )
+    result = run_job(make_spec("dpo", max_steps=1, device="cpu", num_samples=1))
+    assert (torch.bfloat16 in products) is native
+    assert result.spec["precision"] == ("bf16" if native else "fp32")  # the stored spec
+    lineage = json.loads((result.adapter_dir / "lineage.json").read_text())
+    expected = "bfloat16 (autocast, float32 weights)" if native else "float32"
+    assert lineage["compute_dtype"] == expected
+    assert lineage["base_weights"]["dtype"] == "float32"  # a CPU keeps float32 weights
+    card = (result.adapter_dir / "README.md").read_text()
+    assert f"compute_dtype: {expected}" in card and "| precision |" in card
+    assert result.loss_curve[0]["loss"] == pytest.approx(0.6931, abs=1e-3)
+    assert result.metrics["eval_pairs"] > 0
+
+
+def test_training_on_a_cpu_projects_only_the_reply_tokens_with_the_same_losses(
+    make_spec, monkeypatch
+):
+    import contextlib
+
+    from trl.kernels import ChunkedLogProbFunction
+
+    import trainer.run
+
+    projected: list[int] = []
+    forward = ChunkedLogProbFunction.forward
+
+    def counting(ctx, hidden, *args):
+        projected.append(int(hidden.shape[0]))
+        return forward(ctx, hidden, *args)
+
+    monkeypatch.setattr(ChunkedLogProbFunction, "forward", staticmethod(counting))
+    runs = {}
+    for head in ("every position", "replies only"):
+        if head == "every position":  # TRL's own choice on a CPU
+            monkeypatch.setattr(trainer.run, "compact_lm_head", lambda d: contextlib.nullcontext())
+        else:
+            monkeypatch.undo()
+            monkeypatch.setattr(ChunkedLogProbFunction, "forward", staticmethod(counting))
+        projected.clear()
+        spec = make_spec("dpo", max_steps=2, device="cpu", precision="fp32", num_samples=0)
+        spec.output_dir = str(Path(spec.output_dir) / head.replace(" ", "-"))
+        result = run_job(spec)
+        runs[head] = ([p["loss"] for p in result.loss_curve], sum(projected))
+    (full_losses, full_rows), (compact_losses, compact_rows) = runs.values()
+    assert compact_losses == pytest.approx(full_losses, abs=1e-5)
+    assert compact_rows < full_rows / 2  # the prompts (and any padding) are not projected
+
+
 def test_a_cancel_during_evaluation_keeps_the_adapter_already_written(make_spec):
     phases: list[str] = []
     spec = make_spec("dpo", max_steps=2)
