@@ -74,13 +74,14 @@ class EventView:
 class History(Protocol):
     """What history-aware filters may ask about events judged before (see `apps.quality.history`)."""
 
-    def times(
-        self, dim: str, keys: set[Any], lo: datetime, hi: datetime, exclude: set[int]
-    ) -> dict[Any, list[datetime]]: ...
-
-    def vote_times(
-        self, raters: set[str], lo: datetime, hi: datetime, exclude: set[int]
-    ) -> dict[str, list[datetime]]: ...
+    def window_counts(
+        self,
+        dim: str,
+        probes: list[tuple[Any, datetime, datetime]],
+        exclude: set[int],
+        *,
+        votes: bool = False,
+    ) -> list[int]: ...
 
     def near_texts(
         self, bands: list[set[int]], lo: datetime, hi: datetime, exclude: set[int]

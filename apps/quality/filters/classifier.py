@@ -37,10 +37,11 @@ class ClassifierFilter(Filter):
     def prepare(self, batch: Batch) -> None:
         model = self._model(batch)
         texts = {event.id: event.texts.rater_text for event in batch.events}
-        wanted = [(event_id, text) for event_id, text in texts.items() if text.strip()]
-        scores = model.predict([text for _, text in wanted])
+        # Each distinct text once: floods and edits that keep a reply repeat texts in a batch.
+        distinct = list(dict.fromkeys(text for text in texts.values() if text.strip()))
+        score_of = dict(zip(distinct, model.predict(distinct), strict=True))
         batch.state[self.name] = {
-            event_id: score for (event_id, _), score in zip(wanted, scores, strict=True)
+            event_id: score_of[text] for event_id, text in texts.items() if text.strip()
         }
 
     def check(self, ctx: Context) -> FilterResult:

@@ -4,7 +4,8 @@ again from one, within `QUALITY_FLOOD_WINDOW_SECONDS` before or after.
 
 Short stock phrases ("thanks, great answer") are what many people honestly write, so a text needs
 `QUALITY_FLOOD_MIN_WORDS` words and `QUALITY_FLOOD_MIN_CHARS` characters to count. When a flood is
-found, its earlier members that were already accepted are judged again at once (`followups`)."""
+found, its earlier members that this filter had not flagged yet are judged again at once
+(`followups`); members it flagged already keep their verdict."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ messages in abbreviations ("k thx c u l8r"), other languages and scripts, laught
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from apps.quality.filters.base import PASS, QUARANTINE, Context, Filter, FilterResult, Reason
 
@@ -75,7 +76,7 @@ def gibberish_share(text: str) -> tuple[float, int]:
 
 def repeated_share(text: str) -> float:
     """The share of non-space characters inside runs of one character or one short unit."""
-    visible = len(text) - sum(char.isspace() for char in text)
+    visible = sum(map(len, text.split()))  # str.split() splits on exactly str.isspace()
     if not visible:
         return 0.0
     covered = sum(len(m.group()) for m in _SAME_CHAR.finditer(text))
@@ -83,7 +84,9 @@ def repeated_share(text: str) -> float:
     return covered / visible
 
 
+@lru_cache(maxsize=4096)
 def _judge_text(text: str, what: str) -> Reason | None:
+    # Cached: a text sent again (an edit that keeps the reply, a flood) costs one look.
     stripped = text.strip()
     if not stripped:
         return None

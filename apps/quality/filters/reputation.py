@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from apps.quality import conf
@@ -80,21 +80,19 @@ class ReputationFilter(Filter):
         if not votes:
             return
         day = timedelta(days=1)
-        times = batch.history.vote_times(
-            {e.rater_hash for e in votes},
-            min(e.at for e in votes) - day,
-            max(e.at for e in votes),
-            batch.ids,
+        before = batch.history.window_counts(
+            "rater", [(e.rater_hash, e.at - day, e.at) for e in votes], batch.ids, votes=True
         )
-        merged = {rater: list(found) for rater, found in times.items()}
+        own: dict[str, list[datetime]] = {}
         for e in votes:
-            merged.setdefault(e.rater_hash, []).append(e.at)
-        for found in merged.values():
+            own.setdefault(e.rater_hash, []).append(e.at)
+        for found in own.values():
             found.sort()
         state["votes_24h"] = {
-            e.id: bisect_right(merged[e.rater_hash], e.at)
-            - bisect_right(merged[e.rater_hash], e.at - day)
-            for e in votes
+            e.id: earlier
+            + bisect_right(own[e.rater_hash], e.at)
+            - bisect_right(own[e.rater_hash], e.at - day)
+            for e, earlier in zip(votes, before, strict=True)
         }
         # The sequential test, vote by vote in event order, from what the database already holds.
         pairs = {(lo, hi) for e in votes for lo, hi, _ in e.votes}

@@ -10,7 +10,8 @@ when they arrive in the same batch; a replay (`requalify`) sees whole bursts."""
 from __future__ import annotations
 
 from bisect import bisect_right
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from apps.quality import conf
 from apps.quality.filters.base import (
@@ -18,7 +19,6 @@ from apps.quality.filters.base import (
     QUARANTINE,
     Batch,
     Context,
-    EventView,
     Filter,
     FilterResult,
     Reason,
@@ -49,26 +49,28 @@ class VelocityFilter(Filter):
     uses_history = True
 
     def prepare(self, batch: Batch) -> None:
-        state: dict[str, dict[object, list]] = {}
-        exclude = batch.ids
+        # dim → event id → window seconds → events of that key within the window up to the
+        # event's own time: those judged before (counted by the database) and the batch's own.
+        state: dict[str, Any] = {}
         for dim, (_, key_of, time_of, prefix) in DIMENSIONS.items():
-            limits = _limits(prefix)
-            keyed = [(key_of(e), time_of(e)) for e in batch.events if key_of(e)]
-            if not limits or not keyed:
+            windows = [seconds for seconds, _, _ in _limits(prefix)]
+            keyed = [(e.id, key_of(e), time_of(e)) for e in batch.events if key_of(e)]
+            if not windows or not keyed:
                 continue
-            widest = max(seconds for seconds, _, _ in limits)
-            lo = min(t for _, t in keyed) - timedelta(seconds=widest)
-            hi = max(t for _, t in keyed)
-            times = batch.history.times(dim, {k for k, _ in keyed}, lo, hi, exclude)
-            merged: dict[object, list] = {key: list(found) for key, found in times.items()}
-            for key, at in keyed:
-                merged.setdefault(key, []).append(at)
-            for found in merged.values():
-                found.sort()
-            state[dim] = merged
+            probes = [
+                (key, at - timedelta(seconds=seconds), at)
+                for _, key, at in keyed
+                for seconds in windows
+            ]
+            before = iter(batch.history.window_counts(dim, probes, batch.ids))
+            own = _own_counts(keyed, windows)
+            state[dim] = {
+                event_id: {seconds: next(before) + own[(event_id, seconds)] for seconds in windows}
+                for event_id, _, _ in keyed
+            }
         # A source whose policy lifts per-rater volume limits (Source.daily_vote_cap = 0: a
         # research log, where a handful of annotators cast every vote) has no rater bursts.
-        state["unlimited_sources"] = {  # type: ignore[assignment]
+        state["unlimited_sources"] = {
             pk
             for pk, cap in source_vote_caps({e.source_id for e in batch.events}).items()
             if not cap
@@ -77,13 +79,13 @@ class VelocityFilter(Filter):
 
     def check(self, ctx: Context) -> FilterResult:
         reasons = []
-        unlimited = ctx.state[self.name].get("unlimited_sources") or set()
-        for dim, (label, key_of, time_of, prefix) in DIMENSIONS.items():
+        state = ctx.state[self.name]
+        unlimited = state.get("unlimited_sources") or set()
+        for dim, (label, _, _, prefix) in DIMENSIONS.items():
             if dim == "rater" and ctx.event.source_id in unlimited:
                 continue
-            reason = self._burst(
-                ctx.event, ctx.state[self.name].get(dim), label, key_of, time_of, prefix
-            )
+            counts = (state.get(dim) or {}).get(ctx.event.id)
+            reason = self._burst(counts, label, prefix) if counts else None
             if reason:
                 reasons.append(reason)
         if not reasons:
@@ -91,19 +93,36 @@ class VelocityFilter(Filter):
         return FilterResult(action=QUARANTINE, score=0.6, reasons=reasons, trust=0.5)
 
     @staticmethod
-    def _burst(event: EventView, merged, label, key_of, time_of, prefix) -> Reason | None:  # type: ignore[no-untyped-def]
-        key = key_of(event)
-        if not merged or not key or key not in merged:
-            return None
-        times, at = merged[key], time_of(event)
+    def _burst(counts: dict[int, int], label: str, prefix: str) -> Reason | None:
         for seconds, limit, words in _limits(prefix):
-            count = bisect_right(times, at) - bisect_right(times, at - timedelta(seconds=seconds))
+            count = counts[seconds]
             if count > limit:
                 return Reason(
                     f"velocity.{label.split()[-1]}_burst",
                     f"This {label} sent {count} events within {words} (limit {limit}).",
                 )
         return None
+
+
+def _own_counts(
+    keyed: list[tuple[int, Any, datetime]], windows: list[int]
+) -> dict[tuple[int, int], int]:
+    """(event id, window) → the batch's events of the event's key within the window up to the
+    event's time (itself included)."""
+    times: dict[Any, list[datetime]] = {}
+    for _, key, at in keyed:
+        times.setdefault(key, []).append(at)
+    for found in times.values():
+        found.sort()
+    counts = {}
+    for event_id, key, at in keyed:
+        found = times[key]
+        upto = bisect_right(found, at)
+        for seconds in windows:
+            counts[(event_id, seconds)] = upto - bisect_right(
+                found, at - timedelta(seconds=seconds)
+            )
+    return counts
 
 
 FILTER = VelocityFilter()

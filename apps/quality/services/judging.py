@@ -85,8 +85,21 @@ def quality_events_judge(
         later.update(more)
     later -= set(ids)
     if followups and later:
+        later = _not_yet_flooded(later)
+    if followups and later:
         summary.add(quality_events_judge(event_ids=sorted(later), force=True, followups=False))
     return summary
+
+
+def _not_yet_flooded(event_ids: set[int]) -> set[int]:
+    """Of EVENT_IDS (earlier members of a flood found now), those the flood filter has not
+    flagged yet: the ones whose verdict a new look can change. A flood's earlier members that
+    it flagged already keep their verdict; judging them again on every batch that adds a member
+    made the work grow with the square of the flood's size."""
+    judged = Verdict.objects.filter(event_id__in=event_ids, is_current=True)
+    passed = set(judged.filter(filters__flood__action="pass").values_list("event_id", flat=True))
+    has_verdict = set(judged.values_list("event_id", flat=True))
+    return {eid for eid in event_ids if eid in passed or eid not in has_verdict}
 
 
 def _judge_chunk(
