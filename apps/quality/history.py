@@ -9,6 +9,7 @@ from bisect import bisect_right
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q, Sum
@@ -77,28 +78,36 @@ class DbHistory:
         dim: str, probes: list[tuple[Any, datetime, datetime]], exclude: set[int], *, votes: bool
     ) -> list[int]:
         # Reading every time of a busy rater's last hour into Python, batch after batch, cost
-        # more than judging; an index range count per probe costs microseconds.
+        # more than judging; an index range count per probe costs microseconds. The probes
+        # travel as one JSON document (psycopg adapts a list of datetimes element by element:
+        # slower than the counting), the left-out ids as an array literal, tested only for rows
+        # whose id lies within their range (a row by row `<> ALL` of a batch's ids is costly).
         _, time_field = _DIMS[dim]
         key_column, key_type = _COLUMNS[dim]
         quote = connection.ops.quote_name
         table = quote(EventSignal._meta.db_table)
         key, at = quote(key_column), quote(time_field)
         vote = " AND s.is_vote" if votes else ""
+        left_out = sorted(exclude) or [0]
         # Names come from the model, quoted; every value is a parameter.
         sql = (
             f"SELECT (SELECT count(*) FROM {table} s WHERE s.{key} = p.k AND s.{at} > p.lo "  # noqa: S608
-            f"AND s.{at} <= p.hi{vote} AND s.event_id <> ALL(%s::bigint[])) "
-            f"FROM unnest(%s::{key_type}[], %s::timestamptz[], %s::timestamptz[]) "
-            "WITH ORDINALITY AS p(k, lo, hi, n) ORDER BY p.n"
+            f"AND s.{at} <= p.hi{vote} AND (s.event_id < %s OR s.event_id > %s "
+            "OR s.event_id <> ALL(%s::bigint[]))) "
+            f"FROM jsonb_to_recordset(%s::jsonb) AS p(n int, k {key_type}, lo timestamptz, "
+            "hi timestamptz) ORDER BY p.n"
         )
+        document = orjson.dumps(
+            [{"n": n, "k": k, "lo": lo, "hi": hi} for n, (k, lo, hi) in enumerate(probes)]
+        ).decode()
         with connection.cursor() as cursor:
             cursor.execute(
                 sql,
                 [
-                    sorted(exclude),
-                    [key for key, _, _ in probes],
-                    [lo for _, lo, _ in probes],
-                    [hi for _, _, hi in probes],
+                    left_out[0],
+                    left_out[-1],
+                    "{" + ",".join(map(str, left_out)) + "}",
+                    document,
                 ],
             )
             return [row[0] for row in cursor.fetchall()]

@@ -8,6 +8,7 @@ is anonymous unless the front-end says otherwise with `"metadata": {"anonymous":
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from apps.quality.filters.base import PASS, QUARANTINE, Context, Filter, FilterResult, Reason
 
@@ -33,8 +34,10 @@ _SELF = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def leak(text: str) -> str | None:
-    """The model or maker a response claims to be, or None."""
+    """The model or maker a response claims to be, or None (cached: a comparison's responses
+    come back in other comparisons, and the search is the costly part of judging a vote)."""
     match = _SELF.search(text)
     if not match:
         return None

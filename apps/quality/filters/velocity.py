@@ -23,7 +23,7 @@ from apps.quality.filters.base import (
     FilterResult,
     Reason,
 )
-from apps.quality.filters.reputation import source_vote_caps
+from apps.quality.filters.reputation import batch_vote_caps
 
 DIMENSIONS = {
     # dim → (what the sentence calls it, the event's key, its time, settings prefix)
@@ -35,6 +35,7 @@ WINDOWS = (("MINUTE", 60, "a minute"), ("HOUR", 3600, "an hour"))
 
 
 def _limits(prefix: str) -> list[tuple[int, int, str]]:
+    """(seconds, limit, words) of each window that PREFIX's settings turn on."""
     found = []
     for suffix, seconds, words in WINDOWS:
         limit = conf.get(f"{prefix}_PER_{suffix}")
@@ -53,7 +54,8 @@ class VelocityFilter(Filter):
         # event's own time: those judged before (counted by the database) and the batch's own.
         state: dict[str, Any] = {}
         for dim, (_, key_of, time_of, prefix) in DIMENSIONS.items():
-            windows = [seconds for seconds, _, _ in _limits(prefix)]
+            limits = _limits(prefix)
+            windows = [seconds for seconds, _, _ in limits]
             keyed = [(e.id, key_of(e), time_of(e)) for e in batch.events if key_of(e)]
             if not windows or not keyed:
                 continue
@@ -64,28 +66,25 @@ class VelocityFilter(Filter):
             ]
             before = iter(batch.history.window_counts(dim, probes, batch.ids))
             own = _own_counts(keyed, windows)
+            state[f"{dim}.limits"] = limits
             state[dim] = {
                 event_id: {seconds: next(before) + own[(event_id, seconds)] for seconds in windows}
                 for event_id, _, _ in keyed
             }
         # A source whose policy lifts per-rater volume limits (Source.daily_vote_cap = 0: a
         # research log, where a handful of annotators cast every vote) has no rater bursts.
-        state["unlimited_sources"] = {
-            pk
-            for pk, cap in source_vote_caps({e.source_id for e in batch.events}).items()
-            if not cap
-        }
+        state["unlimited_sources"] = {pk for pk, cap in batch_vote_caps(batch).items() if not cap}
         batch.state[self.name] = state
 
     def check(self, ctx: Context) -> FilterResult:
         reasons = []
         state = ctx.state[self.name]
         unlimited = state.get("unlimited_sources") or set()
-        for dim, (label, _, _, prefix) in DIMENSIONS.items():
+        for dim, (label, _, _, _) in DIMENSIONS.items():
             if dim == "rater" and ctx.event.source_id in unlimited:
                 continue
             counts = (state.get(dim) or {}).get(ctx.event.id)
-            reason = self._burst(counts, label, prefix) if counts else None
+            reason = self._burst(counts, label, state[f"{dim}.limits"]) if counts else None
             if reason:
                 reasons.append(reason)
         if not reasons:
@@ -93,8 +92,10 @@ class VelocityFilter(Filter):
         return FilterResult(action=QUARANTINE, score=0.6, reasons=reasons, trust=0.5)
 
     @staticmethod
-    def _burst(counts: dict[int, int], label: str, prefix: str) -> Reason | None:
-        for seconds, limit, words in _limits(prefix):
+    def _burst(
+        counts: dict[int, int], label: str, limits: list[tuple[int, int, str]]
+    ) -> Reason | None:
+        for seconds, limit, words in limits:
             count = counts[seconds]
             if count > limit:
                 return Reason(
