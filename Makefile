@@ -28,7 +28,7 @@ test: setup
 # Every benchmark of the issues' targets, each against its reference, in one run; a few alone:
 # make bench BENCHES="leaderboard train". Numbers: docs/benchmarks.md.
 bench: setup
-	PY=$(PY) BENCHES="$(or $(BENCHES),ingest inbox dataset_build leaderboard train serving pipeline soak redaction)" bench/all.sh
+	PY=$(PY) BENCHES="$(or $(BENCHES),ingest inbox dataset_build leaderboard train serving judging pipeline soak redaction)" bench/all.sh
 
 # The whole loop on this CPU in minutes, in a scratch data folder (var/demo-loop).
 demo-loop: setup

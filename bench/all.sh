@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-BENCHES=${BENCHES:-ingest inbox dataset_build leaderboard train serving pipeline soak}
+BENCHES=${BENCHES:-ingest inbox dataset_build leaderboard train serving judging pipeline soak}
 
 if [ -z "${BENCH_DATABASE_URL:-}" ]; then
   dir=$(mktemp -d /tmp/sinkhole-bench.XXXXXX)
@@ -21,7 +21,7 @@ if [ -z "${BENCH_DATABASE_URL:-}" ]; then
   # bench/ingest.py and bench/serving.py read DATABASE_URL, CACHE_URL and CELERY_BROKER_URL as set here.
 fi
 
-# A benchmark that misses its target exits non-zero (pipeline, soak): the others still run, and
+# A benchmark that misses its target exits non-zero (judging, pipeline, soak): the others still run, and
 # the whole run exits non-zero at the end.
 failed=""
 for bench in $BENCHES; do
