@@ -4,8 +4,12 @@ the command line or GUNICORN_CMD_ARGS; this file holds what every deployment wan
 
 from __future__ import annotations
 
+import errno
 import os
+import select
 from typing import Any
+
+from gunicorn.workers.sync import StopWaiting, SyncWorker
 
 # No control socket (gunicornc): nothing here uses it, and its default path in $HOME would be
 # shared by two instances on one machine.
@@ -59,6 +63,52 @@ logconfig_dict: dict[str, Any] = (
 # Long imports and slow disks should not get a worker killed while it serves a 5 MB batch.
 timeout = 60
 graceful_timeout = 20
+
+
+class ExclusiveSyncWorker(SyncWorker):
+    """gunicorn's sync worker, woken alone for a new connection. The stock one waits in
+    select() on the shared listening socket, so every idle worker wakes for each connection and
+    all but one find nothing to accept; epoll with EPOLLEXCLUSIVE (Linux 4.5+) wakes one. Same
+    requests, same answers: with 3 workers it cut the web tier's CPU per single event by about
+    a tenth (bench/ingest.py, docs/benchmarks.md). Where epoll or the flag is missing (macOS), it
+    is the stock worker. `--threads` above 1 still picks gunicorn's gthread worker."""
+
+    _epoll: Any = None
+
+    def run(self) -> None:
+        if hasattr(select, "epoll") and hasattr(select, "EPOLLEXCLUSIVE"):
+            self._epoll = select.epoll()
+            for sock in self.sockets:
+                self._epoll.register(sock.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+            # The pipe that signals write to (shutdown, reload): this worker's alone.
+            self._epoll.register(self.PIPE[0], select.EPOLLIN)
+            self._ready_by_fd: dict[int, Any] = {s.fileno(): s for s in self.sockets}
+            self._ready_by_fd[self.PIPE[0]] = self.PIPE[0]
+        super().run()
+
+    def wait(self, timeout: float) -> Any:
+        if self._epoll is None:
+            return super().wait(timeout)
+        try:
+            self.notify()
+            events = self._epoll.poll(timeout)
+        except OSError as exc:
+            if exc.errno == errno.EINTR:
+                return self.sockets
+            if exc.errno == errno.EBADF:
+                if self.nr < 0:
+                    return self.sockets
+                raise StopWaiting from exc
+            raise
+        ready = [self._ready_by_fd[fd] for fd, _ in events if fd in self._ready_by_fd]
+        if self.PIPE[0] in ready:
+            os.read(self.PIPE[0], 1)
+        return ready
+
+
+# Sync workers (the default, `--threads 1`) are the one above; `-k`/`--worker-class` on the
+# command line still chooses another.
+worker_class = "config.gunicorn.ExclusiveSyncWorker"
 
 
 def child_exit(server: Any, worker: Any) -> None:
