@@ -55,7 +55,10 @@ class FloodFilter(Filter):
     def prepare(self, batch: Batch) -> None:
         window = timedelta(seconds=conf.get("FLOOD_WINDOW_SECONDS"))
         texts = [event for event in batch.events if event.simhash is not None]
-        index: list[dict[int, list[dict[str, Any]]]] = [{}, {}, {}, {}]
+        # Rows grouped by SimHash (copies of one text share it, and a flood is many copies), and
+        # each band's SimHashes: a look-up tests each distinct text once, not each copy 4 times.
+        by_hash: dict[int, list[dict[str, Any]]] = {}
+        index: list[dict[int, set[int]]] = [{}, {}, {}, {}]
         if texts:
             wanted: list[set[int]] = [set(), set(), set(), set()]
             for event in texts:
@@ -68,9 +71,16 @@ class FloodFilter(Filter):
                 row["simhash"] = to_unsigned(row["simhash"])
             rows.extend(_row(event) for event in texts)
             for row in rows:
-                for i, band in enumerate(bands(row["simhash"])):
-                    index[i].setdefault(band, []).append(row)
-        batch.state[self.name] = {"index": index, "window": window, "batch": batch.ids}
+                by_hash.setdefault(row["simhash"], []).append(row)
+            for value in by_hash:
+                for i, band in enumerate(bands(value)):
+                    index[i].setdefault(band, set()).add(value)
+        batch.state[self.name] = {
+            "index": index,
+            "by_hash": by_hash,
+            "window": window,
+            "batch": batch.ids,
+        }
 
     def check(self, ctx: Context) -> FilterResult:
         event = ctx.event
@@ -78,14 +88,15 @@ class FloodFilter(Filter):
             return FilterResult(action=PASS)
         state = ctx.state[self.name]
         window, distance = state["window"], conf.get("FLOOD_MAX_DISTANCE")
-        matches: dict[int, dict[str, Any]] = {}
+        near: set[int] = set()
         for i, band in enumerate(bands(event.simhash)):
-            for row in state["index"][i].get(band, ()):
-                if (
-                    row["event_id"] != event.id
-                    and abs(row["at"] - event.at) <= window
-                    and hamming(row["simhash"], event.simhash) <= distance
-                ):
+            near.update(state["index"][i].get(band, ()))
+        matches: dict[int, dict[str, Any]] = {}
+        for value in sorted(near):
+            if hamming(value, event.simhash) > distance:
+                continue
+            for row in state["by_hash"][value]:
+                if row["event_id"] != event.id and abs(row["at"] - event.at) <= window:
                     matches[row["event_id"]] = row
         if not matches:
             return FilterResult(action=PASS)
