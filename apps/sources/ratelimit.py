@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,18 +274,11 @@ def check_request(
         if not verdict.allowed:
             return verdict, {}, 0
         return (verdict, *check_raters(source_id=source_id, limit=rater_limit, raters=raters))
-    window, retry_after = _window()
-    check_the_key = key_limit > 0 and cost > 0
-    counts = Counter(rater for rater in raters if rater) if rater_limit > 0 else Counter()
-    if not check_the_key and not counts:
+    plan = _Plan.of(key_id, key_limit, cost, source_id, rater_limit, raters)
+    if plan is None:
         return Verdict(True), {}, 0
-    names = _rater_counters(source_id, counts, window)
-    keys = ([f"rl:key:{key_id}:{window}"] if check_the_key else []) + list(names.values())
     try:
-        totals = client.sinkhole_check_request(
-            keys=keys,
-            args=[WINDOW_SECONDS * 2, cost if check_the_key else 0, key_limit, *counts.values()],
-        )
+        totals = client.sinkhole_check_request(keys=plan.keys, args=plan.args)
     except _redis_errors() as exc:
         fallback.record(exc)
         return check_request(
@@ -296,9 +290,115 @@ def check_request(
             raters=raters,
         )
     fallback.recovered()
-    if totals is None:
-        return Verdict(False, retry_after), {}, 0
-    fits = _rater_fits(
-        counts, names, dict(zip(names.values(), map(int, totals), strict=True)), rater_limit
-    )
-    return Verdict(True), fits, retry_after if fits else 0
+    return plan.answer(totals)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What check_request sends to Redis for one request, and how it reads the answer."""
+
+    keys: list[str]
+    args: list[int]
+    names: dict[str, str]
+    counts: Counter[str]
+    rater_limit: int
+    retry_after: int
+
+    @classmethod
+    def of(
+        cls,
+        key_id: int,
+        key_limit: int,
+        cost: int,
+        source_id: int,
+        rater_limit: int,
+        raters: list[str],
+    ) -> _Plan | None:
+        """None when there is nothing to check (no limits, no raters)."""
+        window, retry_after = _window()
+        check_the_key = key_limit > 0 and cost > 0
+        counts = Counter(rater for rater in raters if rater) if rater_limit > 0 else Counter()
+        if not check_the_key and not counts:
+            return None
+        names = _rater_counters(source_id, counts, window)
+        keys = ([f"rl:key:{key_id}:{window}"] if check_the_key else []) + list(names.values())
+        args = [WINDOW_SECONDS * 2, cost if check_the_key else 0, key_limit, *counts.values()]
+        return cls(keys, args, names, counts, rater_limit, retry_after)
+
+    def answer(self, totals: list[Any] | None) -> tuple[Verdict, dict[str, int], int]:
+        if totals is None:
+            return Verdict(False, self.retry_after), {}, 0
+        fits = _rater_fits(
+            self.counts,
+            self.names,
+            dict(zip(self.names.values(), map(int, totals), strict=True)),
+            self.rater_limit,
+        )
+        return Verdict(True), fits, self.retry_after if fits else 0
+
+
+class PendingCheck:
+    """check_request's answer, asked for now and read later (see check_request_begin)."""
+
+    def __init__(self, finish: Callable[[], tuple[Verdict, dict[str, int], int]]) -> None:
+        self._finish = finish
+        self._answer: tuple[Verdict, dict[str, int], int] | None = None
+
+    def result(self) -> tuple[Verdict, dict[str, int], int]:
+        """The answer check_request would have given (read once, then kept)."""
+        if self._answer is None:
+            self._answer = self._finish()
+        return self._answer
+
+
+def check_request_begin(
+    *, key_id: int, key_limit: int, cost: int, source_id: int, rater_limit: int, raters: list[str]
+) -> PendingCheck:
+    """check_request in two halves: the command leaves for Redis now, and `result()` reads its
+    answer. The caller works in between (validating and redacting the request's events), so the
+    answer has usually arrived when it is read and the web process does not sleep on the round
+    trip (a wake-up costs more CPU than the command). Every caller must call `result()`, also
+    when its own work failed: that returns the connection to the pool.
+
+    The same answers as check_request, and the same fallbacks: where Redis is not configured or
+    is down, or anything goes wrong on the way (a dropped connection, a Redis that lost the
+    script), the answer is check_request's own, computed when it is asked for."""
+    kwargs = {
+        "key_id": key_id,
+        "key_limit": key_limit,
+        "cost": cost,
+        "source_id": source_id,
+        "rater_limit": rater_limit,
+        "raters": raters,
+    }
+    client = _live_redis_client()
+    plan = _Plan.of(key_id, key_limit, cost, source_id, rater_limit, raters)
+    if client is None or plan is None:
+        return PendingCheck(lambda: check_request(**kwargs))
+    pool = client.connection_pool
+    try:
+        conn = pool.get_connection()
+    except Exception:  # noqa: BLE001 - check_request reports it and falls back
+        return PendingCheck(lambda: check_request(**kwargs))
+    try:
+        script = client.sinkhole_check_request
+        conn.send_command("EVALSHA", script.sha, len(plan.keys), *plan.keys, *plan.args)
+    except Exception:  # noqa: BLE001 - nothing ran in Redis: check_request sends it again
+        conn.disconnect()
+        pool.release(conn)
+        return PendingCheck(lambda: check_request(**kwargs))
+
+    def finish() -> tuple[Verdict, dict[str, int], int]:
+        try:
+            totals = conn.read_response()
+        except Exception:  # noqa: BLE001 - NOSCRIPT, a timeout, a dropped connection
+            # The connection may hold half an answer: never reuse it. check_request loads the
+            # script where Redis lost it, retries as redis-py does, or falls back.
+            conn.disconnect()
+            pool.release(conn)
+            return check_request(**kwargs)
+        pool.release(conn)
+        fallback.recovered()
+        return plan.answer(totals)
+
+    return PendingCheck(finish)

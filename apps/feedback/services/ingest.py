@@ -1,8 +1,9 @@
 """feedback_ingest: the hot path from a request's events to rows in the raw event log. It is
 the one place ingest happens: the API, the importers and the peers' compatible APIs call it.
 
-For a request made with a key: the key's and the raters' rate limits first (nothing stored
-when the key is over; a rater's extra items answered `rate_limited`). Then per item: validate
+For a request made with a key: the key's and the raters' rate limits (nothing stored when the
+key is over; a rater's extra items answered `rate_limited`), checked while the items are
+prepared (the command leaves for Redis first, its answer is read after). Per item: validate
 (pydantic), redact PII, hash the rater, and insert every good item of the batch in one
 statement that skips ids the source already sent (ON CONFLICT DO NOTHING), so a retry — even
 two at once on two connections — stores one event and answers `duplicate` with the original id;
@@ -20,7 +21,7 @@ import logging
 import time
 import uuid
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -216,10 +217,24 @@ def feedback_ingest(
     limit are answered `rate_limited` (with `retry_after`) and stored nowhere. Importers pass
     no key: their files are not rate limited."""
     started = time.perf_counter()
-    refused = _charge_rate_limits(key=key, source=source, items=items) if key is not None else {}
+    if key is None:
+        prepared, refused = _prepare_all(source=source, items=items), {}
+    else:
+        # The rate-limit command leaves for Redis first and its answer is read after the items
+        # are validated and redacted: the round trip hides behind that work (ratelimit.
+        # check_request_begin). The answers are the same as checking first: over the key's
+        # limit nothing is stored, and a refused rater's items are answered `rate_limited`.
+        pending = _rate_limits_begin(key=key, source=source, items=items)
+        try:
+            prepared = _prepare_all(source=source, items=items)
+        finally:
+            checked = pending.result()  # always read: it gives the Redis connection back
+        refused = _rate_limit_refusals(checked, source=source, items=items)
     for attempt in range(_DEADLOCK_ATTEMPTS):
         try:
-            final = _store(source=source, items=items, client_ip=client_ip, refused=refused)
+            final = _store(
+                source=source, items=items, client_ip=client_ip, refused=refused, prepared=prepared
+            )
             break
         except IntegrityError as exc:
             # Two requests revised one event at once: the database kept the first revision
@@ -242,24 +257,31 @@ _DEADLOCK = "40P01"
 _DEADLOCK_ATTEMPTS = 3
 
 
-def _charge_rate_limits(*, key: ApiKey, source: Source, items: list[Any]) -> dict[int, ItemResult]:
-    """Charge the request to the key and its raters; raise 429 when the key is over its limit,
-    else answer the items of raters over theirs (by index): the first ones in request order
-    fit, the rest are refused."""
-    limit = source.rate_limit_per_minute
+def _rate_limits_begin(*, key: ApiKey, source: Source, items: list[Any]) -> ratelimit.PendingCheck:
+    """Charge the request to the key and its raters (the answer is read later)."""
     raters = [
         item.get("rater")
         for item in items
         if isinstance(item, dict) and isinstance(item.get("rater"), str)
     ]
-    verdict, fits, retry_after = ratelimit.check_request(
+    return ratelimit.check_request_begin(
         key_id=key.pk,
-        key_limit=limit,
+        key_limit=source.rate_limit_per_minute,
         cost=len(items),
         source_id=source.pk,
         rater_limit=source.rater_rate_limit_per_minute,
         raters=raters,
     )
+
+
+def _rate_limit_refusals(
+    checked: tuple[ratelimit.Verdict, dict[str, int], int], *, source: Source, items: list[Any]
+) -> dict[int, ItemResult]:
+    """From the rate limits' answer: raise 429 when the key is over its limit, else answer the
+    items of raters over theirs (by index): the first ones in request order fit, the rest are
+    refused."""
+    limit = source.rate_limit_per_minute
+    verdict, fits, retry_after = checked
     if not verdict.allowed:
         message = (
             f"This batch has {len(items)} events, more than this key's limit of {limit} per "
@@ -299,27 +321,38 @@ def _charge_rate_limits(*, key: ApiKey, source: Source, items: list[Any]) -> dic
     return refused
 
 
+def _prepare_all(*, source: Source, items: list[Any]) -> list[_Row | ItemResult]:
+    """Each item validated, redacted and serialized (a row to insert), or its item error."""
+    served = _served_answers(items)
+    return [_prepare(index, item, source=source, served=served) for index, item in enumerate(items)]
+
+
 def _store(
-    *, source: Source, items: list[Any], client_ip: str, refused: dict[int, ItemResult]
+    *,
+    source: Source,
+    items: list[Any],
+    client_ip: str,
+    refused: dict[int, ItemResult],
+    prepared: list[_Row | ItemResult],
 ) -> list[ItemResult]:
     ip = ip_hash(client_ip) if client_ip else ""
     results: list[ItemResult | None] = [None] * len(items)
     rows: list[_Row] = []
     first_of: dict[str, _Row] = {}
     repeats: list[tuple[int, str]] = []
-    served = _served_answers(items)
-    for index, item in enumerate(items):
+    for index, ready in enumerate(prepared):
         if index in refused:
             results[index] = refused[index]
             continue
-        prepared = _prepare(index, item, source=source, served=served)
-        if isinstance(prepared, ItemResult):
-            results[index] = prepared
-        elif prepared.client_id in first_of:  # the same id twice in one batch: a retry
-            repeats.append((index, prepared.client_id))
+        # A copy: linking revisions writes to the row, and a retried store starts afresh.
+        prepared_item = ready if isinstance(ready, ItemResult) else replace(ready)
+        if isinstance(prepared_item, ItemResult):
+            results[index] = prepared_item
+        elif prepared_item.client_id in first_of:  # the same id twice in one batch: a retry
+            repeats.append((index, prepared_item.client_id))
         else:
-            first_of[prepared.client_id] = prepared
-            rows.append(prepared)
+            first_of[prepared_item.client_id] = prepared_item
+            rows.append(prepared_item)
     revising = any(row.supersedes for row in rows)  # no query unless an item revises one
     if revising:
         rows = _resolve_revisions(source, rows, first_of, results)
