@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from apps.feedback.services.normalize import derive
@@ -122,7 +123,13 @@ def fingerprint(views: list[EventView]) -> None:
 
 
 def pipeline_version(versions: dict[str, str]) -> str:
-    text = ";".join(f"{name}={version}" for name, version in sorted(versions.items()))
+    return _pipeline_version(tuple(sorted(versions.items())))
+
+
+@lru_cache(maxsize=256)
+def _pipeline_version(versions: tuple[tuple[str, str], ...]) -> str:
+    # Cached: every event of a batch has the same filter versions.
+    text = ";".join(f"{name}={version}" for name, version in versions)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
