@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.core.cache import cache
@@ -363,30 +364,31 @@ def check_request_begin(
     The same answers as check_request, and the same fallbacks: where Redis is not configured or
     is down, or anything goes wrong on the way (a dropped connection, a Redis that lost the
     script), the answer is check_request's own, computed when it is asked for."""
-    kwargs = {
-        "key_id": key_id,
-        "key_limit": key_limit,
-        "cost": cost,
-        "source_id": source_id,
-        "rater_limit": rater_limit,
-        "raters": raters,
-    }
+    whole = partial(
+        check_request,
+        key_id=key_id,
+        key_limit=key_limit,
+        cost=cost,
+        source_id=source_id,
+        rater_limit=rater_limit,
+        raters=raters,
+    )
     client = _live_redis_client()
     plan = _Plan.of(key_id, key_limit, cost, source_id, rater_limit, raters)
     if client is None or plan is None:
-        return PendingCheck(lambda: check_request(**kwargs))
+        return PendingCheck(whole)
     pool = client.connection_pool
     try:
         conn = pool.get_connection()
     except Exception:  # noqa: BLE001 - check_request reports it and falls back
-        return PendingCheck(lambda: check_request(**kwargs))
+        return PendingCheck(whole)
     try:
         script = client.sinkhole_check_request
         conn.send_command("EVALSHA", script.sha, len(plan.keys), *plan.keys, *plan.args)
     except Exception:  # noqa: BLE001 - nothing ran in Redis: check_request sends it again
         conn.disconnect()
         pool.release(conn)
-        return PendingCheck(lambda: check_request(**kwargs))
+        return PendingCheck(whole)
 
     def finish() -> tuple[Verdict, dict[str, int], int]:
         try:
@@ -396,7 +398,7 @@ def check_request_begin(
             # script where Redis lost it, retries as redis-py does, or falls back.
             conn.disconnect()
             pool.release(conn)
-            return check_request(**kwargs)
+            return whole()
         pool.release(conn)
         fallback.recovered()
         return plan.answer(totals)
