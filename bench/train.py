@@ -394,13 +394,15 @@ def run_arm(
     full_head: bool = False,
 ) -> dict[str, Any]:
     precision = precision or args.precision
+    # --precision-compare runs in the bf16 arm alone (its adapter, scored both ways).
+    compare = 0 if args.arms == "precision" and precision == "fp32" else args.precision_compare
     say(f"{name} ({precision}{', full head' if full_head else ''}): {args.steps} DPO steps")
     command = [
         sys.executable, __file__, "--arm", name, "--steps", str(args.steps), "--model", args.model,
         "--device", args.device, "--train", str(train), "--eval", str(evaluation),
         "--workdir", str(workdir / f"{name}-{precision}{'-full' if full_head else ''}"),
         "--eval-compare", str(args.eval_compare),
-        "--precision", precision, "--precision-compare", str(args.precision_compare),
+        "--precision", precision, "--precision-compare", str(compare),
     ] + (["--system-malloc"] if args.system_malloc else []) + (["--reference-checkpointing"] if args.reference_checkpointing else []) + (["--full-head"] if full_head else [])  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     if args.threads:

@@ -172,14 +172,22 @@ def cpu_bf16_supported(cpuinfo: str | None = None) -> bool:
 
 
 def use_bf16(device: str, bf16_supported: bool, precision: str | None = None) -> bool:
-    """bf16 compute where the device has it natively: a GPU with bf16 (weights in bf16, half
-    the memory), a CPU with AMX or AVX-512 BF16 (float32 weights, matrix products in bf16
-    under autocast: a SmolLM2 forward and backward took 0.41 of float32's time here).
-    float32 elsewhere: bf16 emulated on a CPU is slower than float32, and an older GPU's fp16
-    would need loss scaling. precision "bf16" or "fp32" decides instead of the device."""
-    if precision in PRECISIONS:
-        return precision == "bf16"
-    return device in ("cuda", "cpu") and bf16_supported
+    """bf16 compute where the device has it natively and it pays.
+
+    - A GPU with bf16: bf16 by default (weights in bf16, half the memory, same range as fp32).
+    - A CPU: float32 by default. With AMX or AVX-512 BF16, autocast made a SmolLM2 forward
+      and backward 2.4x faster in isolation, but a whole DPO step only 0.79x of float32's CPU
+      time (the LoRA step also casts the frozen weights on every pass and runs the head's
+      softmax in float32), and bf16 rounding moved the policy/reference log-ratio, which DPO
+      reads, by more than a step of learning does (docs/benchmarks.md, issue 16, session 7).
+      precision="bf16" asks for it; it is granted only where the CPU has it natively
+      (emulated bf16 is slower than float32), else float32.
+    - precision="fp32": float32 everywhere; an older GPU's fp16 would need loss scaling."""
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return bf16_supported
+    return device == "cuda" and bf16_supported
 
 
 def _divisors_descending(number: int) -> list[int]:

@@ -167,8 +167,8 @@ class JobSpec:
     # Recomputes activations in the backward pass: a few times less activation memory for about
     # a third more compute. None: on only when the run would not fit the free memory without it.
     gradient_checkpointing: OptionalFlag = None
-    # Compute precision: "bf16" or "fp32". None: bf16 where the device has it natively (a GPU
-    # with bf16; a CPU with AMX or AVX-512 BF16, under autocast), else fp32.
+    # Compute precision: "bf16" or "fp32". None: bf16 on a GPU that has it, else fp32. "bf16"
+    # on a CPU: autocast where the CPU multiplies bf16 natively (AMX, AVX-512 BF16), else fp32.
     precision: StrictStr | None = None
     seed: Whole = 42
     eval_split: Number = 0.1  # fraction of train rows held out when no eval files are given

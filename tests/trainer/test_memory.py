@@ -102,15 +102,16 @@ def test_a_gpu_takes_the_largest_micro_batch_that_fits_and_bf16_where_it_has_it(
     assert use_bf16("cuda", True, "fp32") is False  # the spec's precision decides when given
 
 
-def test_a_cpu_computes_in_bf16_only_where_it_multiplies_bf16_natively():
+def test_a_cpu_computes_in_bf16_only_when_asked_and_only_where_it_multiplies_bf16_natively():
     amx = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
     zen4 = "flags\t\t: fpu avx2 avx512f avx512_bf16\n"
     older = "flags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\n"  # bf16 only emulated
     assert cpu_bf16_supported(amx) and cpu_bf16_supported(zen4)
     assert not cpu_bf16_supported(older) and not cpu_bf16_supported("")
-    assert use_bf16("cpu", cpu_bf16_supported(amx)) is True
-    assert use_bf16("cpu", cpu_bf16_supported(older)) is False  # falls back to float32
-    assert use_bf16("cpu", True, "fp32") is False and use_bf16("cpu", False, "bf16") is True
+    assert use_bf16("cpu", cpu_bf16_supported(amx)) is False  # float32 by default (measured)
+    assert use_bf16("cpu", cpu_bf16_supported(amx), "bf16") is True
+    assert use_bf16("cpu", cpu_bf16_supported(older), "bf16") is False  # falls back to float32
+    assert use_bf16("cpu", True, "fp32") is False
 
 
 def test_kto_keeps_two_rows_a_pass_for_its_kl_term():

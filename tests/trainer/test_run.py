@@ -259,7 +259,7 @@ def test_the_lineage_records_the_exact_base_weights(dpo_run, tiny_model):
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_a_cpu_run_computes_in_bf16_where_the_cpu_has_it_and_records_it(
+def test_a_cpu_run_asked_for_bf16_gets_it_where_the_cpu_has_it_and_records_it(
     make_spec, monkeypatch, native
 ):
     import torch
@@ -274,7 +274,7 @@ def test_a_cpu_run_computes_in_bf16_where_the_cpu_has_it_and_records_it(
         "forward",
         lambda self, x: products.add(linear(self, x).dtype) or linear(self, x),
     )
-    result = run_job(make_spec("dpo", max_steps=1, device="cpu", num_samples=1))
+    result = run_job(make_spec("dpo", max_steps=1, device="cpu", num_samples=1, precision="bf16"))
     assert (torch.bfloat16 in products) is native
     assert result.spec["precision"] == ("bf16" if native else "fp32")  # the stored spec
     lineage = json.loads((result.adapter_dir / "lineage.json").read_text())
@@ -285,6 +285,13 @@ def test_a_cpu_run_computes_in_bf16_where_the_cpu_has_it_and_records_it(
     assert f"compute_dtype: {expected}" in card and "| precision |" in card
     assert result.loss_curve[0]["loss"] == pytest.approx(0.6931, abs=1e-3)
     assert result.metrics["eval_pairs"] > 0
+
+
+def test_a_cpu_run_computes_in_float32_by_default_and_says_so(make_spec):
+    result = run_job(make_spec("dpo", max_steps=1, device="cpu", num_samples=0))
+    assert result.spec["precision"] == "fp32"
+    lineage = json.loads((result.adapter_dir / "lineage.json").read_text())
+    assert lineage["compute_dtype"] == "float32"
 
 
 def test_training_on_a_cpu_projects_only_the_reply_tokens_with_the_same_losses(
