@@ -33,6 +33,22 @@ def test_a_comment_from_four_raters_is_a_flood_and_the_first_ones_are_judged_aga
     assert "4 raters sent" in current(later[-1]).reasons[0]["message"]
 
 
+def test_a_growing_flood_judges_its_earlier_members_again_only_until_they_are_flagged(
+    store, judge
+) -> None:
+    # Each new copy once the flood is found used to judge every earlier copy again: work that
+    # grew with the square of the flood (the pipeline's burst judged 22,500 of 253,000 events).
+    first = store([rating(id=uid(), rater=f"g{i}", comment=FLOOD) for i in range(4)])
+    judge(first)
+    assert {current(i).status for i in first} == {"quarantined"}
+    for n in range(4, 8):
+        last = store([rating(id=uid(), rater=f"g{n}", comment=FLOOD)])
+        summary = judge(last)
+        assert summary.judged == 1, n  # the new copy alone: the others are flagged already
+    assert "8 raters sent" in current(last[0]).reasons[0]["message"]
+    assert current(first[0]).reason_codes == ["flood.many_raters"]
+
+
 def test_a_near_duplicate_with_other_numbers_still_counts(store, judge) -> None:
     texts = [
         f"Earn {n}00 dollars a week from home, message me for the details of the plan"
