@@ -70,7 +70,7 @@ class ExclusiveSyncWorker(SyncWorker):
     select() on the shared listening socket, so every idle worker wakes for each connection and
     all but one find nothing to accept; epoll with EPOLLEXCLUSIVE (Linux 4.5+) wakes one. Same
     requests, same answers: with 3 workers it cut the web tier's CPU per single event by about
-    a tenth (bench/ingest.py, docs/benchmarks.md). Where epoll or the flag is missing (macOS), it
+    a tenth (side by side, docs/benchmarks.md). Where epoll or the flag is missing (macOS), it
     is the stock worker. `--threads` above 1 still picks gunicorn's gthread worker."""
 
     _epoll: Any = None

@@ -605,11 +605,11 @@ def _run_insert(sql: str, params: list[Any]) -> dict[str, int]:
 
     Outside a transaction the insert is its own health check: Django's (a `SELECT 1` round trip
     before a request's first query, with CONN_HEALTH_CHECKS) cost a single-event request about
-    8 % of its web-tier CPU (bench/ingest.py). Where the reused connection turns out broken (the
-    server restarted, a proxy dropped it), it is replaced and the insert runs once more: an
-    insert that skips existing ids may be repeated, and a row that the lost attempt did commit
-    is then answered as a duplicate with its id, never stored twice. Inside a transaction (a
-    failed statement ends it) Django's check runs first, as before."""
+    8 % of its web-tier CPU (side by side, docs/benchmarks.md). Where the reused connection
+    turns out broken (the server restarted, a proxy dropped it), it is replaced and the insert
+    runs once more: an insert that skips existing ids may be repeated, and a row that the lost
+    attempt did commit is then answered as a duplicate with its id, never stored twice. Inside
+    a transaction (a failed statement ends it) Django's check runs first, as before."""
     unchecked = (
         connection.connection is not None
         and connection.health_check_enabled
