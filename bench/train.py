@@ -3,7 +3,8 @@ through Sinkhole's trainer (trainer.run_job, its defaults) against a plain TRL s
 same batch and length, in one run; and what Sinkhole's evaluation of held-out pairs costs.
 
     .venv/bin/python bench/train.py [--steps 10] [--eval-pairs 200] [--json] [--device auto|cpu|cuda]
-        [--arms both|sinkhole] [--eval-compare N]
+        [--arms both|sinkhole|precision|head] [--eval-compare N] [--precision auto|fp32|bf16]
+        [--precision-compare N]
 
 Both arms train LoRA r 16, alpha 32 on all linear layers with DPO (beta 0.1, lr 5e-5), 4 pairs
 an optimizer step, max length 256, fp32 on a CPU (bf16 on a GPU that has it), on the same rows
@@ -25,8 +26,11 @@ set against 20 of the same run's training steps. --arms sinkhole skips plain TRL
 near 7 GB). --eval-compare N then times, in Sinkhole's process after its run, the evaluation's
 scoring of the first N held-out pairs both ways, base and trained: each reply scored whole
 (two sequences a pair, as before) and each pair's prompt once, and says how far their numbers
-differ. Prints a table; --json prints one object; the result is also written to
-bench/results/train-<time>.json."""
+differ. --arms precision runs Sinkhole's arm in float32, then in bf16 (--precision-compare N
+scores N held-out pairs with the bf16 arm's adapter both ways: time, log-prob differences,
+accuracies, flipped verdicts); --arms head trains with TRL's LM head projecting every position
+(its CPU path), then with the reply tokens only (Sinkhole's). Prints a table; --json prints
+one object; the result is also written to bench/results/train-<time>.json."""
 
 from __future__ import annotations
 
