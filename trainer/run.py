@@ -206,7 +206,7 @@ class _Job:
         self.report(
             "loading",
             f"loading {spec.base_model} on {self.device} ({self.plan.describe()}; "
-            f"malloc: {allocator_in_use()}; precision: {spec.precision})",
+            f"precision: {spec.precision}; malloc: {allocator_in_use()})",
         )
         random.seed(spec.seed)
         torch.manual_seed(spec.seed)
