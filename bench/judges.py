@@ -1,7 +1,7 @@
 """Judges benchmark: a pairwise reward model on SmolLM2-135M-Instruct from the HH-RLHF harmless
 train pool, its held-out pairwise accuracy and its audit against the people's labels.
 
-    .venv/bin/python bench/judges.py rm [--max-length 96] [--epochs 1] [--top-layers 6]
+    .venv/bin/python bench/judges.py rm [--max-length N] [--epochs N] [--top-layers N]
                                         [--train-minutes 30] [--json]
     .venv/bin/python bench/judges.py audit RUN_DIR [--json]
     .venv/bin/python bench/judges.py gate RUN_DIR [--prompts 50] [--max-tokens 96] [--json]
@@ -11,9 +11,11 @@ LoRA plus a score head) on the 1,712 pairs of ../shared/data/formats/hh_rlhf_har
 and evaluates on the 300 pairs of hh_rlhf_harmless_sample.jsonl (none shared). Both files go
 through Sinkhole's own HH-RLHF reader (the shared turns become chat messages, the two last replies
 the chosen and rejected completions). The reference is chance (50 %) and the issue's line
-(62 %). The LoRA adapts the top `--top-layers` transformer blocks only: backpropagation then
-stops at the lowest adapted block, which is what makes an epoch fit in 30 minutes on 2 CPU
-cores. The run writes its artefacts under bench/results/judges-rm-<time>/ and the result to
+(62 %). Without flags the spec is what `manage.py train --method rm` runs: the trainer's rm
+defaults (trainer/spec.py METHOD_DEFAULTS: a LoRA on the top 6 transformer blocks plus the
+score head, 96 tokens, 3 epochs of 8 pairs, learning rate 3e-4). Adapting the top blocks only
+stops backpropagation at the lowest adapted block, which is what makes three epochs fit in
+30 minutes on 2 CPU cores; each flag overrides one default. The run writes its artefacts under bench/results/judges-rm-<time>/ and the result to
 bench/results/judges-rm-<time>.json.
 
 `audit` loads the trained reward model as a judge and audits it on the same 300 held-out pairs
@@ -44,7 +46,6 @@ FORMATS = ROOT.parent / "shared" / "data" / "formats"
 POOL = FORMATS / "hh_rlhf_harmless_train_pool.jsonl"
 HELD_OUT = FORMATS / "hh_rlhf_harmless_sample.jsonl"
 RESULTS = Path(__file__).resolve().parent / "results"
-SMOLLM2_LAYERS = 30
 
 
 def hh_pairs(path: Path) -> list[dict[str, Any]]:
@@ -75,13 +76,6 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> str:
     return str(path)
 
 
-def top_layer_targets(top: int, layers: int = SMOLLM2_LAYERS) -> list[str]:
-    """The linear layers of the top `top` Llama blocks, as PEFT target names."""
-    parts = [f"self_attn.{n}" for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
-    parts += [f"mlp.{n}" for n in ("gate_proj", "up_proj", "down_proj")]
-    return [f"layers.{i}.{part}" for i in range(layers - top, layers) for part in parts]
-
-
 def bench_rm(args: argparse.Namespace) -> dict[str, Any]:
     from trainer import JobSpec, run_job
 
@@ -89,6 +83,19 @@ def bench_rm(args: argparse.Namespace) -> dict[str, Any]:
     out = RESULTS / f"judges-rm-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     train, held_out = hh_pairs(POOL), hh_pairs(HELD_OUT)
+    overrides = {
+        key: value
+        for key, value in {
+            "learning_rate": args.learning_rate,
+            "epochs": args.epochs,
+            "max_steps": args.max_steps,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "warmup_ratio": args.warmup_ratio,
+        }.items()
+        if value is not None
+    }
+    lora = {} if args.top_layers is None else {"top_layers": args.top_layers}
     spec = JobSpec.from_dict(
         {
             "method": "rm",
@@ -96,18 +103,8 @@ def bench_rm(args: argparse.Namespace) -> dict[str, Any]:
                 "train": [write_jsonl(out / "train.jsonl", train)],
                 "eval": [write_jsonl(out / "test.jsonl", held_out)],
             },
-            "lora": {
-                "r": 16,
-                "alpha": 32,
-                "dropout": 0.05,
-                "target_modules": top_layer_targets(args.top_layers),
-            },
-            "learning_rate": args.learning_rate,
-            "epochs": args.epochs,
-            "max_steps": args.max_steps,
-            "batch_size": args.batch_size,
-            "max_length": args.max_length,
-            "warmup_ratio": args.warmup_ratio,
+            "lora": lora,
+            **overrides,
             "save_steps": 50,
             "logging_steps": 5,
             "output_dir": str(out / "run"),
@@ -140,8 +137,7 @@ def bench_rm(args: argparse.Namespace) -> dict[str, Any]:
         "train_pairs": len(train),
         "held_out_pairs": len(held_out),
         "base_model": spec.base_model,
-        "settings": {k: v for k, v in spec.to_dict().items() if k not in {"dataset", "lora"}}
-        | {"top_layers": args.top_layers},
+        "settings": {k: v for k, v in spec.to_dict().items() if k != "dataset"},
         "metrics": result.metrics,
         "steps": result.steps,
         "stopped_by_budget_at_step": stopped_at,
@@ -355,13 +351,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="bench", required=True)
     rm = sub.add_parser("rm", help="train and evaluate the HH-RLHF reward model")
-    rm.add_argument("--max-length", type=int, default=96)
-    rm.add_argument("--epochs", type=float, default=1.0)
+    rm.add_argument("--max-length", type=int, default=None)
+    rm.add_argument("--epochs", type=float, default=None)
     rm.add_argument("--max-steps", type=int, default=None)
-    rm.add_argument("--batch-size", type=int, default=8)
-    rm.add_argument("--learning-rate", type=float, default=3e-4)
-    rm.add_argument("--warmup-ratio", type=float, default=0.0)
-    rm.add_argument("--top-layers", type=int, default=6)
+    rm.add_argument("--batch-size", type=int, default=None)
+    rm.add_argument("--learning-rate", type=float, default=None)
+    rm.add_argument("--warmup-ratio", type=float, default=None)
+    rm.add_argument("--top-layers", type=int, default=None)
     rm.add_argument("--threads", type=int, default=None)
     rm.add_argument("--train-minutes", type=float, default=30.0)
     rm.add_argument("--json", action="store_true")

@@ -119,14 +119,14 @@ class RewardJob(_Job):
         from peft import LoraConfig
         from trl import RewardConfig, RewardTrainer
 
-        from trainer.run import _progress_callback
+        from trainer.run import _progress_callback, lora_target_modules
 
         spec = self.spec
         lora = LoraConfig(
             r=spec.lora.r,
             lora_alpha=spec.lora.alpha,
             lora_dropout=spec.lora.dropout,
-            target_modules=spec.lora.target_modules,
+            target_modules=lora_target_modules(model, spec.lora),
             task_type="SEQ_CLS",  # PEFT trains and saves the new `score` head with the adapter
         )
         args = RewardConfig(

@@ -484,7 +484,7 @@ class _Job:
             r=spec.lora.r,
             lora_alpha=spec.lora.alpha,
             lora_dropout=spec.lora.dropout,
-            target_modules=spec.lora.target_modules,
+            target_modules=lora_target_modules(model, spec.lora),
             task_type="CAUSAL_LM",
         )
         common: dict[str, Any] = {
@@ -938,6 +938,36 @@ def _name_base_model(config_path: Path, model_id: str) -> None:
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = model_id
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def lora_target_modules(model: Any, lora: Any) -> str | list[str]:
+    """PEFT's target modules for a LoraSpec: as the spec names them, or, with `top_layers`, the
+    full names of the matching linear layers inside the model's last `top_layers` blocks (PEFT's
+    own `layers_to_transform` refuses "all-linear"). More blocks than the model has: all."""
+    if lora.top_layers is None:
+        return lora.target_modules
+    import torch
+
+    blocks = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    first = max(0, blocks - lora.top_layers)
+    wanted = None if lora.target_modules == "all-linear" else list(lora.target_modules)
+    names = []
+    for name, module in model.named_modules():
+        block = re.search(r"(?:^|\.)layers\.(\d+)\.", name)
+        if not isinstance(module, torch.nn.Linear) or block is None:
+            continue
+        if int(block.group(1)) < first:
+            continue
+        if wanted is not None and not any(name == w or name.endswith("." + w) for w in wanted):
+            continue
+        names.append(name)
+    if not names:
+        raise SpecError(
+            {
+                "lora.top_layers": f"found no linear layer to adapt in the model's last {lora.top_layers} blocks"
+            }
+        )
+    return names
 
 
 @contextlib.contextmanager

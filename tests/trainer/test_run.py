@@ -357,3 +357,12 @@ def test_a_run_reports_its_memory_in_every_progress_report_and_its_peak_in_the_m
     assert metrics["train_peak_rss_mb"] <= metrics["peak_rss_mb"]
     assert metrics["peak_rss_mb"] <= process_memory_mb()[1] + 0.1
     assert metrics["train_peak_rss_mb"] > 100  # torch alone is more than that
+
+
+def test_top_layers_adapts_only_the_last_blocks(make_spec):
+    result = run_job(make_spec("dpo", max_steps=1, num_samples=0, lora={"top_layers": 1, "r": 4}))
+    config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    targets = config["target_modules"]
+    # The tiny model has two blocks: the last one's seven linear layers, nothing below.
+    assert len(targets) == 7 and all(".layers.1." in name for name in targets), targets
+    assert {name.rsplit(".", 1)[-1] for name in targets} >= {"q_proj", "down_proj"}

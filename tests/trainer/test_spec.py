@@ -214,3 +214,30 @@ def test_kto_needs_both_labels_across_the_train_files_but_not_in_the_eval_file(m
     make_spec("kto", dataset={"train": [good, bad], "eval": [good]}).validate()
     errors = errors_of(make_spec("kto", dataset={"train": [bad], "eval": [good]}))
     assert errors == {"dataset.train": "has no desirable (label true) rows; KTO needs both kinds"}
+
+
+def test_a_reward_model_spec_gets_the_measured_defaults_where_it_says_nothing():
+    spec = JobSpec.from_dict({"method": "rm", "dataset": {"train": ["a.jsonl"]}})
+    assert (spec.learning_rate, spec.max_length, spec.epochs, spec.batch_size) == (3e-4, 96, 3, 8)
+    assert (spec.lora.top_layers, spec.lora.dropout, spec.lora.r) == (6, 0.05, 16)
+    # What the spec names wins, one field at a time, nested ones included.
+    mine = JobSpec.from_dict(
+        {"method": "rm", "epochs": 1, "max_length": 256, "lora": {"dropout": 0, "r": 4}}
+    )
+    assert (mine.epochs, mine.max_length, mine.batch_size) == (1, 256, 8)
+    assert (mine.lora.dropout, mine.lora.r, mine.lora.top_layers) == (0, 4, 6)
+    # The stored spec names every value, so a rerun of it is the same run.
+    assert JobSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+def test_other_methods_keep_their_own_defaults_and_every_block_adapted():
+    for method in ("sft", "dpo", "kto"):
+        spec = JobSpec.from_dict({"method": method})
+        assert (spec.epochs, spec.batch_size, spec.lora.top_layers) == (1, 4, None)
+        assert spec.lora.dropout == 0
+
+
+def test_adapting_no_block_is_refused(make_spec):
+    spec = make_spec("dpo")
+    spec.lora.top_layers = 0
+    assert "lora.top_layers" in errors_of(spec, check_model=False, check_files=False)
