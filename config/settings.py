@@ -240,6 +240,12 @@ JUDGES_DEFAULT_JUDGE = env_str("JUDGES_DEFAULT_JUDGE", "")  # blank: the newest 
 # --- Ingest limits ----------------------------------------------------------------------------
 INGEST_MAX_BATCH_EVENTS = env_int("INGEST_MAX_BATCH_EVENTS", 1000)
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024)
+# Admission control: a batch is answered 429 (Retry-After) while the events already stored
+# would take the workers more than this many seconds to judge (0: never). 60 s keeps the
+# promise that a burst is judged within 2 minutes (docs/benchmarks.md, issue 12).
+INGEST_BACKLOG_SECONDS = env_int("INGEST_BACKLOG_SECONDS", 60)
+# ... and only once at least this many events wait (a small install is never turned away).
+INGEST_BACKLOG_MIN_EVENTS = env_int("INGEST_BACKLOG_MIN_EVENTS", 2000)
 # Django refuses bodies over this before a view sees them; ingest answers 413 itself first.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES + 1024 * 1024
 # An event's `timestamp` must lie between this date (or ISO date-time, UTC unless it says) and

@@ -23,11 +23,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @pytest.fixture(autouse=True)
 def _eager_celery_and_fresh_limits() -> Any:
+    from apps.quality import backlog
     from config.celery import app
 
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
     cache.clear()
+    backlog._samples.clear()  # admission control's per-process view of the workers' speed
     yield
     cache.clear()
 

@@ -31,6 +31,10 @@ RATELIMIT_FALLBACK = Counter(
     "sinkhole_ratelimit_fallback_total",
     "Rate-limit checks counted in a web process's own memory because Redis did not answer.",
 )
+BATCHES_DEFERRED = Counter(
+    "sinkhole_ingest_batches_deferred_total",
+    "Batches answered 429 because the pipeline was too far behind (admission control).",
+)
 QUEUE_DEPTH = Gauge(
     "sinkhole_queue_depth",
     "Messages waiting in each Celery queue.",

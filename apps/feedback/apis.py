@@ -239,7 +239,8 @@ class FeedbackApi(APIView):
             403: _error("A publishable key from an origin the source does not allow."),
             413: _error("Over 5 MB or over 1,000 events."),
             429: _error(
-                "Over the key's or the rater's rate limit; see Retry-After. Nothing stored."
+                "Over the key's or the rater's rate limit, or (a batch, code `backlog`) the "
+                "workers are too far behind; see Retry-After. Nothing stored."
             ),
         },
         examples=INGEST_EXAMPLES,
@@ -248,7 +249,7 @@ class FeedbackApi(APIView):
         key: ApiKey = request.auth
         items, is_batch = _read_items(request)
         results = feedback_ingest(
-            source=key.source, items=items, client_ip=_client_ip(request), key=key
+            source=key.source, items=items, client_ip=_client_ip(request), key=key, batch=is_batch
         )
         retry_after = max((r.retry_after for r in results), default=0)
         headers = {"Retry-After": str(retry_after)} if retry_after else {}

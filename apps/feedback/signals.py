@@ -17,6 +17,10 @@ that the upper app connects from its `AppConfig.ready()`:
   Quality provides it.
 - `event_detail_prefetches` (hook): the `Prefetch`es an event's detail needs from the apps above
   (its current verdict, which `event_verdict` then reads). Quality provides it.
+- `pipeline_backlog` (hook): how many stored events still wait for derived work, and how fast
+  the workers are clearing them (events/s; None while not known). Ingest's admission control
+  reads it to turn batches away while the workers are too far behind. Quality provides it;
+  without quality nothing waits.
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ event_verdict: Hook[Callable[[Any], dict[str, Any] | None]] = Hook(
     "event_verdict", lambda event: None
 )
 event_detail_prefetches: Hook[Callable[[], list[Any]]] = Hook("event_detail_prefetches", lambda: [])
+pipeline_backlog: Hook[Callable[[], tuple[int, float | None]]] = Hook(
+    "pipeline_backlog", lambda: (0, None)
+)
 
 
 def send_events_stored(*, source_id: int, event_ids: list[int]) -> None:

@@ -19,6 +19,12 @@ def _verdict(event: Any) -> dict[str, Any] | None:
     return verdict_as_dict(current[0] if current else None)
 
 
+def _backlog() -> tuple[int, float | None]:
+    from apps.quality.backlog import judging_backlog
+
+    return judging_backlog()
+
+
 def _detail_prefetches() -> list[Any]:
     from apps.quality.selectors import current_verdicts_prefetch
 
@@ -38,3 +44,4 @@ class QualityConfig(AppConfig):
         signals.events_stored.connect(_hint_judging, dispatch_uid="quality.hint_judging")
         signals.event_verdict.provide(_verdict)
         signals.event_detail_prefetches.provide(_detail_prefetches)
+        signals.pipeline_backlog.provide(_backlog)

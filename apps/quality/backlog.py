@@ -11,7 +11,9 @@ cannot be judged never holds back the others."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from django.db import connection, transaction
@@ -97,3 +99,46 @@ def quality_missing_judge(
 ) -> JudgeSummary:
     """Judge every event in the log that has no current verdict (and only those)."""
     return _drain(0, batch_size=batch_size, progress=progress)[0]
+
+
+# -- how far behind the workers are (ingest's admission control reads it) ----------------------
+
+# A web process looks at most once a SAMPLE_SECONDS, and measures the clearing rate over the
+# samples of the last WINDOW_SECONDS: long enough to smooth one 500-event transaction, short
+# enough to follow a burst.
+SAMPLE_SECONDS = 1.0
+WINDOW_SECONDS = 15.0
+
+_samples: deque[tuple[float, int, int]] = deque()  # (monotonic s, newest event id, newest judged)
+_samples_lock = threading.Lock()
+_clock = time.monotonic
+
+
+def judging_backlog() -> tuple[int, float | None]:
+    """(events waiting for a verdict, events judged per second lately or None), as ingest's
+    `pipeline_backlog` hook. Waiting = the newest event's id minus the newest judged event's
+    (the drains judge in id order): two index probes, made at most once a second per process.
+    The rate is how fast the newest judged id moved over the last WINDOW_SECONDS; None until two
+    samples exist or when it did not move (no worker judging: nobody can say when it will)."""
+    now = _clock()
+    with _samples_lock:
+        if not _samples or now - _samples[-1][0] >= SAMPLE_SECONDS:
+            newest = Event.objects.aggregate(newest=Max("id"))["newest"] or 0
+            judged = Verdict.objects.aggregate(newest=Max("event_id"))["newest"] or 0
+            _samples.append((now, newest, judged))
+            while len(_samples) > 2 and now - _samples[1][0] >= WINDOW_SECONDS:
+                _samples.popleft()
+        return backlog_estimate(list(_samples))
+
+
+def backlog_estimate(samples: list[tuple[float, int, int]]) -> tuple[int, float | None]:
+    """From (time, newest event id, newest judged id) samples, oldest first: the events waiting
+    at the last sample, and the judged id's speed from the first sample to the last."""
+    if not samples:
+        return 0, None
+    last = samples[-1]
+    waiting = max(0, last[1] - last[2])
+    first = samples[0]
+    if last[0] - first[0] <= 0 or last[2] <= first[2]:
+        return waiting, None
+    return waiting, (last[2] - first[2]) / (last[0] - first[0])

@@ -1,6 +1,12 @@
 """feedback_ingest: the hot path from a request's events to rows in the raw event log. It is
 the one place ingest happens: the API, the importers and the peers' compatible APIs call it.
 
+A batch made with a key first passes admission control: while the workers are more than
+INGEST_BACKLOG_SECONDS behind (the `pipeline_backlog` hook: events waiting ÷ the rate they are
+cleared at), it is answered 429 with a Retry-After and nothing is stored, so what the web tier
+accepts stays what the pipeline can judge in time. Single events (a click in a widget) and
+importers are never turned away for it.
+
 For a request made with a key: the key's and the raters' rate limits (nothing stored when the
 key is over; a rater's extra items answered `rate_limited`), checked while the items are
 prepared (the command leaves for Redis first, its answer is read after). Per item: validate
@@ -18,6 +24,7 @@ costs time, and the reconciler finds the events anyway (DESIGN 8)."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from contextlib import nullcontext
@@ -26,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from rest_framework import status as http
@@ -209,14 +217,20 @@ def feedback_ingest(
     items: list[Any],
     client_ip: str = "",
     key: ApiKey | None = None,
+    batch: bool = False,
 ) -> list[ItemResult]:
     """Store the good items of a request in the raw event log; one result per item, in order.
+
+    A BATCH with KEY while the pipeline is too far behind: `ApplicationError` 429 (code
+    `backlog`, Retry-After) and nothing is stored (`feedback_admit_batch`).
 
     With KEY (a request to the API), the key's and the raters' per-minute limits apply first:
     over the key's, `ApplicationError` 429 and nothing is stored; a rater's items beyond its
     limit are answered `rate_limited` (with `retry_after`) and stored nowhere. Importers pass
     no key: their files are not rate limited."""
     started = time.perf_counter()
+    if key is not None and batch:
+        feedback_admit_batch()
     if key is None:
         prepared, refused = _prepare_all(source=source, items=items), {}
     else:
@@ -255,6 +269,37 @@ def feedback_ingest(
 
 _DEADLOCK = "40P01"
 _DEADLOCK_ATTEMPTS = 3
+
+
+def feedback_admit_batch() -> None:
+    """Raise 429 (code `backlog`, Retry-After) while the events already stored would take the
+    workers more than INGEST_BACKLOG_SECONDS to clear (0 turns this off). Fewer than
+    INGEST_BACKLOG_MIN_EVENTS waiting, or no known clearing rate (no worker has judged anything
+    lately, say, because none runs), admits: storing is never given up for a guess; the
+    reconciler judges what waits once a worker is back."""
+    limit = settings.INGEST_BACKLOG_SECONDS
+    if not limit:
+        return
+    try:
+        waiting, rate = signals.pipeline_backlog.call()
+    except Exception:  # noqa: BLE001 - admission is advice; the event log is what matters
+        logger.warning("pipeline backlog unknown; batch admitted", exc_info=True)
+        return
+    if waiting < settings.INGEST_BACKLOG_MIN_EVENTS or not rate:
+        return
+    behind = waiting / rate
+    if behind <= limit:
+        return
+    metrics.BATCHES_DEFERRED.inc()
+    retry = min(60, max(1, math.ceil(behind - limit)))
+    raise ApplicationError(
+        f"The workers are {behind:.0f} s behind ({waiting:,} events wait for a verdict); "
+        f"batches are accepted again below {limit} s. Nothing was stored: send it again "
+        "after Retry-After.",
+        code="backlog",
+        status_code=http.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": str(retry)},
+    )
 
 
 def _rate_limits_begin(*, key: ApiKey, source: Source, items: list[Any]) -> ratelimit.PendingCheck:
