@@ -21,6 +21,16 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _base_logps_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Training runs remember base log-probs in a folder of the test session, not in ~/.cache
+    (a worker started by a test inherits it)."""
+    import os
+
+    os.environ["SINKHOLE_TRAIN_LOGPS_CACHE"] = str(tmp_path_factory.mktemp("base-logps"))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _eager_celery_and_fresh_limits() -> Any:
     from apps.quality import backlog

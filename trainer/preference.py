@@ -5,8 +5,12 @@ Pure helpers (no torch at import); `sequence_logps` takes a model and token ids.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 MIN_PROMPT_SHARE = 0.25  # a reply longer than the budget still keeps this much of its prompt
@@ -138,6 +142,38 @@ def pair_logps(
         if on_batch is not None:
             on_batch(2 * len(chunk))
     return results
+
+
+PairLogps = list[tuple[tuple[float, int], tuple[float, int]]]
+
+
+def cached_pair_logps(
+    folder: Path | None, identity: dict[str, Any] | None, compute: Callable[[], PairLogps]
+) -> tuple[PairLogps, bool]:
+    """`compute()`, remembered in FOLDER under a hash of IDENTITY (which must name everything
+    the numbers depend on: the exact weights, the token ids, the device and dtype, the library
+    versions); returns the log-probs and whether they came from the folder. The base model's
+    log-probs of a dataset version's held-out pairs are the same for every run on it, so every
+    run after the first skips half its evaluation. No folder or identity: computed, not kept.
+    A cache that cannot be read or written costs the computation, nothing else."""
+    if folder is None or identity is None:
+        return compute(), False
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    path = folder / f"{digest}.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        return [((c[0], int(c[1])), (r[0], int(r[1]))) for c, r in stored], True
+    except (OSError, ValueError, TypeError, IndexError):
+        pass
+    result = compute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(result), encoding="utf-8")
+        partial.replace(path)  # whole or absent: a reader never sees half a file
+    except OSError:
+        pass
+    return result, False
 
 
 def _shared_prompt_pass(

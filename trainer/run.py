@@ -579,7 +579,7 @@ class _Job:
         adapter switched off, and serve both the base's accuracy and the implicit reward."""
         from datasets import Dataset
 
-        from trainer.preference import pair_logps, pair_metrics
+        from trainer.preference import cached_pair_logps, pair_logps, pair_metrics
 
         prepared = trainer._prepare_dataset(
             Dataset.from_list(rows), trainer.processing_class, trainer.args, "eval"
@@ -587,7 +587,10 @@ class _Job:
         pairs = [(row["prompt_ids"], row["chosen_ids"], row["rejected_ids"]) for row in prepared]
         model = trainer.model
         model.eval()
-        total = 4 * len(pairs)  # chosen and rejected, by the base and by the trained model
+        identity = self._base_logps_identity(pairs)
+        folder = _base_logps_folder() if identity is not None else None
+        # Chosen and rejected, by the base (unless remembered) and by the trained model.
+        total = 4 * len(pairs)
         done = [0]
         started = time.monotonic()
 
@@ -606,16 +609,41 @@ class _Job:
 
         pad = trainer.processing_class.pad_token_id
         batch = self.spec.eval_batch_size
-        with self._autocast():
+
+        def base_logps() -> Any:
             with model.disable_adapter():
-                base = pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
+                return pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
+
+        with self._autocast():
+            base, cached = cached_pair_logps(folder, identity, base_logps)
+            if cached:
+                total = 2 * len(pairs)
             tuned = pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
         metrics = pair_metrics(base=base, trained=tuned, beta=self.spec.beta)
         metrics["eval_seconds"] = _round(time.monotonic() - started)
+        metrics["eval_reference_cached"] = 1.0 if cached else 0.0
         counts = self.fit_counts.get("eval", {})
         metrics["eval_rows_prompt_cut"] = float(counts.get("prompt_cut", 0))
         metrics["eval_rows_reply_cut"] = float(counts.get("reply_cut", 0))
         return metrics
+
+    def _base_logps_identity(self, pairs: list[Any]) -> dict[str, Any] | None:
+        """Everything the base model's log-probs of PAIRS depend on, or None when the weights
+        cannot be named exactly (no file hash): then nothing is remembered."""
+        from trainer.models import base_weights
+
+        dtype = "bfloat16" if self._bf16_weights() else "float32"
+        weights = base_weights(self.spec.base_model, self.local_model_path, dtype)
+        if not weights.get("sha256"):
+            return None
+        return {
+            "what": "base pair log-probs v1",
+            "weights": weights,
+            "compute": "bf16" if self._use_bf16() else "fp32",
+            "device": self.device,
+            "versions": _versions(),
+            "pairs": pairs,
+        }
 
     def _implicit_rewards(
         self, model: Any, tokenizer: Any, rows: list[dict[str, Any]]
@@ -1083,6 +1111,17 @@ def _only_eval(metrics: dict[str, float]) -> dict[str, float]:
 
 def _round(value: float) -> float:
     return float(f"{float(value):.6g}")
+
+
+def _base_logps_folder() -> Path | None:
+    """Where base log-probs are remembered: $SINKHOLE_TRAIN_LOGPS_CACHE ("" or "off": nowhere),
+    else beside the converted models (trainer.models.cache_root)."""
+    from trainer.models import cache_root
+
+    env = os.environ.get("SINKHOLE_TRAIN_LOGPS_CACHE")
+    if env is not None:
+        return None if env.strip().lower() in {"", "off", "0"} else Path(env).expanduser()
+    return cache_root().parent / "base-logps"
 
 
 def _versions() -> dict[str, str]:

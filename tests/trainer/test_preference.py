@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import Any
 
 import pytest
 
@@ -190,3 +191,44 @@ def test_scoring_only_the_reply_tokens_gives_the_numbers_of_trls_fused_head(tiny
             fused = model(input_ids=ids, labels=labels, fused_lm_head=True).log_probs
         assert count == len(reply)
         assert total == pytest.approx(float(fused.sum()), abs=1e-4)
+
+
+def test_a_second_run_on_the_same_pairs_reuses_the_base_log_probs(make_spec, tmp_path, monkeypatch):
+    from trainer import run_job
+
+    monkeypatch.setenv("SINKHOLE_TRAIN_LOGPS_CACHE", str(tmp_path / "logps"))
+    seen: list[Any] = []
+    first = run_job(make_spec("dpo", max_steps=1, num_samples=0, seed=1))
+    second = run_job(
+        make_spec("dpo", max_steps=2, num_samples=0, seed=1, output_dir=str(tmp_path / "two")),
+        on_progress=seen.append,
+    )
+    assert first.metrics["eval_reference_cached"] == 0.0
+    assert second.metrics["eval_reference_cached"] == 1.0
+    assert len(list((tmp_path / "logps").glob("*.json"))) == 1
+    # The base's numbers are the same whichever way they came; the evaluation scored only the
+    # trained model's replies the second time.
+    base = {k: v for k, v in first.metrics.items() if k.startswith("eval_base_")}
+    assert base and base == {k: v for k, v in second.metrics.items() if k.startswith("eval_base_")}
+    totals = {p.eval_total for p in seen if p.phase == "evaluating" and p.eval_total}
+    assert totals == {2 * int(second.metrics["eval_pairs"])}, totals
+
+
+def test_other_weights_or_pairs_are_not_served_from_the_cache(tmp_path):
+    from trainer.preference import cached_pair_logps
+
+    folder, calls = tmp_path / "logps", []
+
+    def compute() -> Any:
+        calls.append(1)
+        return [((-1.5, 3), (-2.0, 4))]
+
+    assert cached_pair_logps(folder, {"weights": "a", "pairs": [[1]]}, compute) == (
+        [((-1.5, 3), (-2.0, 4))],
+        False,
+    )
+    assert cached_pair_logps(folder, {"weights": "a", "pairs": [[1]]}, compute)[1] is True
+    assert cached_pair_logps(folder, {"weights": "b", "pairs": [[1]]}, compute)[1] is False
+    assert cached_pair_logps(folder, {"weights": "a", "pairs": [[2]]}, compute)[1] is False
+    assert cached_pair_logps(None, {"weights": "a", "pairs": [[1]]}, compute)[1] is False
+    assert len(calls) == 4
