@@ -35,6 +35,7 @@ class Client:
         )
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         self.conn: http.client.HTTPConnection | None = None
+        self.retry_after = 0.0  # the last answer's Retry-After, seconds (0: none)
 
     def post(self, body: bytes) -> tuple[int, bytes]:
         for attempt in (1, 2):
@@ -44,6 +45,10 @@ class Client:
                 self.conn.request("POST", self.path, body, self.headers)
                 response = self.conn.getresponse()
                 data = response.read()
+                try:
+                    self.retry_after = float(response.getheader("Retry-After") or 0)
+                except ValueError:
+                    self.retry_after = 1.0
                 if response.will_close:
                     self.conn.close()
                     self.conn = None
@@ -69,7 +74,9 @@ def run_batch(
 ) -> dict[str, Any]:
     """Post every body once, CONCURRENCY at a time; count item statuses from the 207 answers.
     With SECONDS: post the bodies round and round until that time is up, each time with
-    `@@R@@` replaced by the request's number (so every event id is new)."""
+    `@@R@@` replaced by the request's number (so every event id is new). A 429 is answered as
+    the SDK does: that thread waits Retry-After seconds (within the time left) and sends the
+    same body again."""
     loaded = [path.read_bytes() for path in bodies]
     todo: queue.Queue[int] = queue.Queue()
     for index in range(len(loaded) if seconds is None else 10_000_000):
@@ -84,11 +91,15 @@ def run_batch(
 
     def worker() -> None:
         client = Client(url, key)
+        again: int | None = None  # a body answered 429, sent again after its wait
         while True:
-            try:
-                index = todo.get_nowait()
-            except queue.Empty:
-                return
+            if again is not None:
+                index, again = again, None
+            else:
+                try:
+                    index = todo.get_nowait()
+                except queue.Empty:
+                    return
             sent = time.perf_counter()
             if deadline is not None and sent >= deadline:
                 return
@@ -108,10 +119,16 @@ def run_batch(
                 http_codes[str(code)] = http_codes.get(str(code), 0) + 1
                 for status, count in summary.items():
                     statuses[status] = statuses.get(status, 0) + count
-                if code != 207 and len(failures) < 5:
+                if code not in (207, 429) and len(failures) < 5:
                     failures.append(f"HTTP {code}: {data[:300]!r}")
                 done[0] += 1
                 _progress(done[0], len(loaded) if deadline is None else done[0], started)
+            if code == 429:
+                again = index
+                wait = client.retry_after or 1.0
+                if deadline is not None:
+                    wait = min(wait, max(0.0, deadline - time.perf_counter()))
+                time.sleep(wait)
 
     started = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
