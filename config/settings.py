@@ -397,6 +397,7 @@ QUALITY_BATCH_SIZE = env_int("QUALITY_BATCH_SIZE", 1000)
 READ_OUTSIDE_SETTINGS = (
     "SINKHOLE_MODEL_CACHE",  # trainer/models.py
     "SINKHOLE_TRAIN_FREE_MEMORY",  # trainer/memory.py
+    "SINKHOLE_TRAIN_LOGPS_CACHE",  # trainer/run.py
     "SINKHOLE_PORT",  # docker-compose.yml
     "SINKHOLE_URL",  # the SDK and the plugins, in the shell of whoever runs them
     "SINKHOLE_KEY",
