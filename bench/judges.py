@@ -15,8 +15,8 @@ the chosen and rejected completions). The reference is chance (50 %) and the iss
 defaults (trainer/spec.py METHOD_DEFAULTS: a LoRA on the top 6 transformer blocks plus the
 score head, 96 tokens, 3 epochs of 8 pairs, learning rate 3e-4). Adapting the top blocks only
 stops backpropagation at the lowest adapted block, which is what makes three epochs fit in
-30 minutes on 2 CPU cores; each flag overrides one default. The run writes its artefacts under bench/results/judges-rm-<time>/ and the result to
-bench/results/judges-rm-<time>.json.
+30 minutes on 2 CPU cores; each flag overrides one default. The run writes its artefacts under
+bench/results/judges-rm-<time>/ and the result to bench/results/judges-rm-<time>.json.
 
 `audit` loads the trained reward model as a judge and audits it on the same 300 held-out pairs
 with `apps.judges.audit` (agreement, kappa, position flips, length bias, the coverage-precision

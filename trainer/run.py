@@ -990,11 +990,8 @@ def lora_target_modules(model: Any, lora: Any) -> str | list[str]:
             continue
         names.append(name)
     if not names:
-        raise SpecError(
-            {
-                "lora.top_layers": f"found no linear layer to adapt in the model's last {lora.top_layers} blocks"
-            }
-        )
+        where = f"the model's last {lora.top_layers} blocks"
+        raise SpecError({"lora.top_layers": f"found no linear layer to adapt in {where}"})
     return names
 
 

@@ -378,6 +378,39 @@ def test_it_waits_out_a_429_and_then_delivers_everything(live: Live, traffic: Tr
     assert set(live.stored()) == set(ids)
 
 
+def test_a_batch_deferred_while_the_workers_are_behind_is_sent_again_and_stored(
+    live: Live, traffic: Traffic
+) -> None:
+    from apps.feedback import signals
+
+    # Quality's estimate (tests/quality/test_admission.py) stood in for: 10,000 events waiting
+    # at 100 judged a second is 100 s behind, over the 60 s admission control allows.
+    waiting, quality = [10_000], signals.pipeline_backlog.call
+    signals.pipeline_backlog.provide(lambda: (waiting[0], 100.0))
+    deferred = threading.Event()
+
+    def watch(response: httpx.Response) -> None:
+        if response.status_code == 429:
+            response.read()
+            if response.json()["error"]["code"] == "backlog" and response.headers["Retry-After"]:
+                deferred.set()
+
+    try:
+        http = traffic.http(watch)
+        with live.client(batch_size=3, flush_interval=30, max_backoff=0.3, http_client=http) as c:
+            ids = log_ratings(c, 3)
+            assert deferred.wait(5), "the server never deferred the batch"
+            assert live.stored() == {}  # nothing of a deferred batch is stored
+            waiting[0] = 0  # the workers caught up
+            assert c.flush(timeout=5)
+            assert c.errors == []
+    finally:
+        signals.pipeline_backlog.provide(quality)
+
+    assert traffic.statuses[0] == 429 and traffic.statuses[-1] == 207
+    assert set(live.stored()) == set(ids)
+
+
 def test_events_of_a_rater_over_the_limit_are_retried_not_failed(live: Live) -> None:
     Source.objects.filter(pk=live.source.pk).update(rater_rate_limit_per_minute=2)
     with live.client(batch_size=5, flush_interval=30) as client:
