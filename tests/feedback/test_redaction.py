@@ -296,7 +296,8 @@ def test_pii_never_reaches_the_database(api: Api) -> None:
     response = api.post(sent)
 
     event = Event.objects.get(pk=response.json()["id"])
-    stored = str(event.payload)
+    # The stored `id` carries a hex digest keyed by SECRET_KEY, which may contain "555" by chance.
+    stored = str({key: value for key, value in event.payload.items() if key != "id"})
     for secret in ("jane@example.org", "4111 1111 1111 1111", "555", "sk-proj-abc", "203.0.113.7"):
         assert secret not in stored
     assert event.payload["messages"][0]["content"] == "I'm [EMAIL], card [CARD_NUMBER]"
