@@ -17,6 +17,7 @@ importing this module costs nothing in a web process."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -51,7 +52,7 @@ _RESUME_KEYS = ("method", "base_model", "dataset", "lora", "seed", "eval_split",
 class Progress:
     """One report from a running job, given to `on_progress`."""
 
-    phase: str  # loading | training | evaluating | saving | done | cancelled
+    phase: str  # loading | reference | training | saving | evaluating | done | cancelled
     step: int = 0
     total_steps: int = 0
     epoch: float = 0.0
@@ -61,7 +62,7 @@ class Progress:
     tokens_per_second: float | None = None
     elapsed_seconds: float = 0.0
     eta_seconds: float | None = None  # of the current phase (training or evaluating)
-    eval_done: int = 0  # evaluating: sequences scored so far, of eval_total
+    eval_done: int = 0  # reference, evaluating: sequences scored so far, of eval_total
     eval_total: int = 0
     rss_mb: float | None = None  # this process's resident memory when reported, MiB
     peak_rss_mb: float | None = None  # and its peak so far
@@ -159,6 +160,10 @@ class _Job:
         self.started = time.monotonic()
         self.total_steps = 0
         self.fit_counts: dict[str, dict[str, int]] = {}
+        # DPO's precomputed reference: the held-out pairs and their base log-probs, and what the
+        # phase cost (metrics).
+        self.eval_reference: tuple[list[Any], Any] | None = None
+        self.reference_metrics: dict[str, float] = {}
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -216,6 +221,8 @@ class _Job:
             train_rows, eval_rows = self._split_rows(tokenizer)
             self.check_stop()
             trainer = self._make_trainer(model, tokenizer, train_rows, eval_rows)
+            if spec.method == "dpo" and spec.precompute_reference:
+                self._precompute_reference(trainer, eval_rows)
         except _Cancelled:
             return self._cancelled_result(resume, steps=resume[0] if resume else 0)
         callback = self.callback
@@ -266,6 +273,7 @@ class _Job:
             "eval_rows": float(len(eval_rows)),
             # The process's peak resident memory (MiB) up to the end of training.
             "train_peak_rss_mb": _round(process_memory_mb()[1]),
+            **self.reference_metrics,
         }
         for split, counts in self.fit_counts.items():
             if split == "train":
@@ -576,15 +584,11 @@ class _Job:
         gradients: tokenized and cut to max_length by the trainer's own dataset preparation,
         scored with the fused LM head as in training, each pair's prompt run once for both
         replies (`pair_logps`); the base's (reference) log-probs are computed once, with the
-        adapter switched off, and serve both the base's accuracy and the implicit reward."""
-        from datasets import Dataset
-
+        adapter switched off, and serve both the base's accuracy and the implicit reward;
+        after a precomputed reference (DPO's default) they are the ones scored before training."""
         from trainer.preference import cached_pair_logps, pair_logps, pair_metrics
 
-        prepared = trainer._prepare_dataset(
-            Dataset.from_list(rows), trainer.processing_class, trainer.args, "eval"
-        )
-        pairs = [(row["prompt_ids"], row["chosen_ids"], row["rejected_ids"]) for row in prepared]
+        pairs = self._eval_pairs(trainer, rows)
         model = trainer.model
         model.eval()
         identity = self._base_logps_identity(pairs)
@@ -615,7 +619,10 @@ class _Job:
                 return pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
 
         with self._autocast():
-            base, cached = cached_pair_logps(folder, identity, base_logps)
+            if self.eval_reference is not None and self.eval_reference[0] == pairs:
+                base, cached = self.eval_reference[1], True  # scored before training
+            else:
+                base, cached = cached_pair_logps(folder, identity, base_logps)
             if cached:
                 total = 2 * len(pairs)
             tuned = pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
@@ -626,6 +633,100 @@ class _Job:
         metrics["eval_rows_prompt_cut"] = float(counts.get("prompt_cut", 0))
         metrics["eval_rows_reply_cut"] = float(counts.get("reply_cut", 0))
         return metrics
+
+    def _eval_pairs(self, trainer: Any, rows: list[dict[str, Any]]) -> list[Any]:
+        """The held-out rows as (prompt, chosen, rejected) token ids, tokenized and cut to
+        max_length by the trainer's own dataset preparation."""
+        from datasets import Dataset
+
+        if not rows:
+            return []
+        prepared = trainer._prepare_dataset(
+            Dataset.from_list(rows), trainer.processing_class, trainer.args, "eval"
+        )
+        return [(row["prompt_ids"], row["chosen_ids"], row["rejected_ids"]) for row in prepared]
+
+    def _precompute_reference(self, trainer: Any, eval_rows: list[dict[str, Any]]) -> None:
+        """DPO's reference log-probs, computed once before the first step instead of by a
+        no-grad forward of the base in every step (a quarter to a third of a step's work).
+
+        The base scores each training pair and each held-out pair the way the evaluation does
+        (`pair_logps`: no gradients, the prompt run once for both replies, the LM head on the
+        reply tokens only), remembered across runs like the evaluation's (a rerun on the same
+        pairs and base skips this phase); the training pairs' numbers become the dataset's
+        `ref_chosen_logps` / `ref_rejected_logps`, which TRL's loss reads instead of running
+        the reference, and the held-out pairs' serve the evaluation's base pass."""
+        from trainer.preference import cached_pair_logps, pair_logps
+
+        model = trainer.model
+        train_pairs = [
+            (row["prompt_ids"], row["chosen_ids"], row["rejected_ids"])
+            for row in trainer.train_dataset
+        ]
+        eval_pairs = self._eval_pairs(trainer, eval_rows)
+        folder = _base_logps_folder()
+        pad = trainer.processing_class.pad_token_id
+        batch = self.spec.eval_batch_size
+        total = 2 * (len(train_pairs) + len(eval_pairs))
+        done = [0]
+        started = time.monotonic()
+        last = [0.0]
+
+        def tick(count: int) -> None:
+            self.check_stop()
+            done[0] += count
+            now = time.monotonic()
+            if now - last[0] < 1.0 and done[0] < total:
+                return  # one report a second: a CLI prints each
+            last[0] = now
+            rate = done[0] / max(1e-9, now - started)
+            self.report(
+                "reference",
+                log=f"reference log-probs: {done[0]}/{total} sequences",
+                eval_done=done[0],
+                eval_total=total,
+                eta_seconds=round((total - done[0]) / rate, 1) if rate else None,
+            )
+
+        scored: list[Any] = []
+        remembered = 0
+        training = model.training
+        model.eval()
+        try:
+            with self._autocast(), model.disable_adapter():
+                for pairs in (train_pairs, eval_pairs):
+                    identity = self._base_logps_identity(pairs) if pairs else None
+                    score = functools.partial(
+                        pair_logps, model, pairs, pad_id=pad, batch_size=batch, on_batch=tick
+                    )
+                    logps, cached = cached_pair_logps(
+                        folder if identity is not None else None, identity, score
+                    )
+                    if cached:
+                        remembered += len(pairs)
+                        tick(2 * len(pairs))
+                    scored.append(logps)
+        finally:
+            model.train(training)
+        train_logps, eval_logps = scored
+        trainer.train_dataset = trainer.train_dataset.add_column(
+            "ref_chosen_logps", [chosen[0] for chosen, _ in train_logps]
+        ).add_column("ref_rejected_logps", [rejected[0] for _, rejected in train_logps])
+        trainer.precompute_ref_logps = True  # TRL's loss reads the columns, runs no reference
+        self.eval_reference = (eval_pairs, eval_logps)
+        seconds = time.monotonic() - started
+        self.reference_metrics = {
+            "reference_seconds": _round(seconds),
+            "reference_pairs": float(len(train_pairs) + len(eval_pairs)),
+            "reference_pairs_remembered": float(remembered),
+        }
+        self.report(
+            "reference",
+            f"reference log-probs of {len(train_pairs)} training and {len(eval_pairs)} "
+            f"held-out pairs in {seconds:.1f}s ({remembered} remembered from an earlier run)",
+            eval_done=total,
+            eval_total=total,
+        )
 
     def _base_logps_identity(self, pairs: list[Any]) -> dict[str, Any] | None:
         """Everything the base model's log-probs of PAIRS depend on, or None when the weights

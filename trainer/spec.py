@@ -175,6 +175,10 @@ class JobSpec:
     # None: DEFAULT_MAX_LENGTHS[method].
     max_length: OptionalWhole = None
     beta: Number = 0.1  # DPO/KTO: strength of the pull towards the reference model
+    # DPO: score every pair with the base model once, before the first step (and remember the
+    # numbers across runs, as the evaluation does), instead of a no-grad reference forward in
+    # every step. False: TRL's per-step reference.
+    precompute_reference: StrictBool = True
     desirable_weight: Number = 1.0  # KTO: loss weight of label=true rows
     undesirable_weight: Number = 1.0  # KTO: loss weight of label=false rows
     warmup_ratio: Number = 0.0

@@ -53,8 +53,9 @@ def _minutes(seconds: float | None) -> str:
 
 
 def run_phase(run: TrainingRun) -> dict[str, Any]:
-    """What the run is doing now, in words and numbers: loading, training (step, elapsed, ETA),
-    saving, evaluating (sequences scored, ETA), or its final status and duration."""
+    """What the run is doing now, in words and numbers: loading, scoring the reference (DPO:
+    sequences scored, ETA), training (step, elapsed, ETA), saving, evaluating (sequences
+    scored, ETA), or its final status and duration."""
     live = (run.metrics or {}).get("live") or {} if run.status == TrainingRun.Status.RUNNING else {}
     phase = live.get("phase") or run.status
     end = run.finished_at or timezone.now()
@@ -70,6 +71,10 @@ def run_phase(run: TrainingRun) -> dict[str, Any]:
     }
     if phase == "loading" or (phase == "training" and not run.total_steps):
         text = "loading the model and the data"
+    elif phase == "reference" and live.get("eval_total"):
+        done, total = live["eval_done"], live["eval_total"]
+        info["fraction"] = round(done / total, 4)
+        text = f"scoring the base model once before training: {done}/{total} sequences"
     elif phase in ("training", "running"):
         text = f"training: step {run.step}/{run.total_steps}"
     elif phase == "evaluating" and live.get("eval_total"):

@@ -359,7 +359,7 @@ class _Reporter:
                     "elapsed_seconds": getattr(progress, "elapsed_seconds", None),
                     "eta_seconds": getattr(progress, "eta_seconds", None),
                 }
-                if phase == "evaluating":
+                if phase in ("reference", "evaluating"):
                     live["eval_done"] = int(getattr(progress, "eval_done", 0) or 0)
                     live["eval_total"] = int(getattr(progress, "eval_total", 0) or 0)
                 self.live = live

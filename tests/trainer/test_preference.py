@@ -198,9 +198,11 @@ def test_a_second_run_on_the_same_pairs_reuses_the_base_log_probs(make_spec, tmp
 
     monkeypatch.setenv("SINKHOLE_TRAIN_LOGPS_CACHE", str(tmp_path / "logps"))
     seen: list[Any] = []
-    first = run_job(make_spec("dpo", max_steps=1, num_samples=0, seed=1))
+    # The reference of the steps is TRL's own here: the evaluation is what remembers.
+    per_step = {"num_samples": 0, "seed": 1, "precompute_reference": False}
+    first = run_job(make_spec("dpo", max_steps=1, **per_step))
     second = run_job(
-        make_spec("dpo", max_steps=2, num_samples=0, seed=1, output_dir=str(tmp_path / "two")),
+        make_spec("dpo", max_steps=2, output_dir=str(tmp_path / "two"), **per_step),
         on_progress=seen.append,
     )
     assert first.metrics["eval_reference_cached"] == 0.0
@@ -232,3 +234,66 @@ def test_other_weights_or_pairs_are_not_served_from_the_cache(tmp_path):
     assert cached_pair_logps(folder, {"weights": "a", "pairs": [[2]]}, compute)[1] is False
     assert cached_pair_logps(None, {"weights": "a", "pairs": [[1]]}, compute)[1] is False
     assert len(calls) == 4
+
+
+def test_a_precomputed_reference_trains_exactly_as_the_reference_run_in_every_step(
+    make_spec, tmp_path, monkeypatch
+):
+    """DPO's default scores the base once before training; the steps' losses (which read the
+    reference's log-probs) and the trained adapter's evaluation are those of TRL's per-step
+    reference forward, to float precision."""
+    monkeypatch.setenv("SINKHOLE_TRAIN_LOGPS_CACHE", "off")  # nothing remembered across runs
+    common = {"max_steps": 3, "num_samples": 0, "seed": 3, "micro_batch_size": 2}
+    seen: list[Any] = []
+    ahead = run_job(
+        make_spec("dpo", output_dir=str(tmp_path / "ahead"), **common), on_progress=seen.append
+    )
+    per_step = run_job(
+        make_spec(
+            "dpo", output_dir=str(tmp_path / "per-step"), precompute_reference=False, **common
+        )
+    )
+    losses = [point["loss"] for point in ahead.loss_curve]
+    assert len(losses) == 3
+    assert losses == pytest.approx([point["loss"] for point in per_step.loss_curve], abs=1e-4)
+    for key in ("eval_preference_accuracy", "eval_reward_margin", "eval_base_logp_accuracy"):
+        assert ahead.metrics[key] == pytest.approx(per_step.metrics[key], abs=1e-3), key
+    # The held-out pairs were scored with the reference: the evaluation ran the trained model only.
+    assert ahead.metrics["eval_reference_cached"] == 1.0
+    assert per_step.metrics["eval_reference_cached"] == 0.0
+    pairs = ahead.metrics["train_rows"] + ahead.metrics["eval_pairs"]
+    assert ahead.metrics["reference_pairs"] == pairs
+    assert "reference_seconds" in ahead.metrics and "reference_seconds" not in per_step.metrics
+    # Its own phase, with progress over both sets' replies, before the first training report.
+    phases = [p.phase for p in seen]
+    assert phases.index("reference") < phases.index("training")
+    totals = {p.eval_total for p in seen if p.phase == "reference"}
+    assert totals == {2 * int(pairs)}, totals
+    evaluating = {p.eval_total for p in seen if p.phase == "evaluating" and p.eval_total}
+    assert evaluating == {2 * int(ahead.metrics["eval_pairs"])}, evaluating
+
+
+def test_a_rerun_on_the_same_pairs_remembers_the_reference(make_spec, tmp_path, monkeypatch):
+    monkeypatch.setenv("SINKHOLE_TRAIN_LOGPS_CACHE", str(tmp_path / "logps"))
+    common = {"max_steps": 1, "num_samples": 0, "seed": 5}
+    first = run_job(make_spec("dpo", output_dir=str(tmp_path / "one"), **common))
+    second = run_job(make_spec("dpo", output_dir=str(tmp_path / "two"), **common))
+    assert first.metrics["reference_pairs_remembered"] == 0.0
+    assert second.metrics["reference_pairs_remembered"] == second.metrics["reference_pairs"]
+    assert len(list((tmp_path / "logps").glob("*.json"))) == 2  # the training and held-out pairs
+    assert second.loss_curve[0]["loss"] == pytest.approx(first.loss_curve[0]["loss"], abs=1e-6)
+
+
+def test_a_cancel_while_the_reference_is_scored_ends_the_run_before_any_step(make_spec, tmp_path):
+    asked: list[bool] = []
+
+    def on_progress(progress: Any) -> None:
+        if progress.phase == "reference":
+            asked.append(True)
+
+    result = run_job(
+        make_spec("dpo", output_dir=str(tmp_path / "stop"), num_samples=0),
+        on_progress=on_progress,
+        should_stop=lambda: bool(asked),
+    )
+    assert asked and result.cancelled and result.steps == 0

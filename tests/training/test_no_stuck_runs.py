@@ -224,3 +224,14 @@ def test_the_run_status_says_which_phase_with_progress_and_eta(tiny):
     )
     text = selectors.run_status(TrainingRun.objects.get(pk=run.pk))["phase"]["text"]
     assert text.startswith("loading the model")  # not "running step 0/0"
+    TrainingRun.objects.filter(pk=run.pk).update(
+        metrics={
+            "live": {"phase": "reference", "eval_done": 900, "eval_total": 3600, "eta_seconds": 600}
+        }
+    )
+    status = selectors.run_status(TrainingRun.objects.get(pk=run.pk))
+    assert status["progress"] == 0.25  # the bar follows the scoring, before step 1
+    assert status["phase"]["text"].startswith("scoring the base model once before training")
+    assert (
+        "900/3600 sequences" in status["phase"]["text"] and "10 min left" in status["phase"]["text"]
+    )
