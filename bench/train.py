@@ -3,7 +3,7 @@ through Sinkhole's trainer (trainer.run_job, its defaults) against a plain TRL s
 same batch and length, in one run; and what Sinkhole's evaluation of held-out pairs costs.
 
     .venv/bin/python bench/train.py [--steps 10] [--eval-pairs 200] [--json] [--device auto|cpu|cuda]
-        [--arms both|sinkhole|precision|head] [--eval-compare N] [--precision auto|fp32|bf16]
+        [--arms both|sinkhole|precision|head|ahead] [--eval-compare N] [--precision auto|fp32|bf16]
         [--precision-compare N]
 
 Both arms train LoRA r 16, alpha 32 on all linear layers with DPO (beta 0.1, lr 5e-5), 4 pairs
@@ -29,8 +29,11 @@ scoring of the first N held-out pairs both ways, base and trained: each reply sc
 differ. --arms precision runs Sinkhole's arm in float32, then in bf16 (--precision-compare N
 scores N held-out pairs with the bf16 arm's adapter both ways: time, log-prob differences,
 accuracies, flipped verdicts); --arms head trains with TRL's LM head projecting every position
-(its CPU path), then with the reply tokens only (Sinkhole's). Prints a table; --json prints
-one object; the result is also written to bench/results/train-<time>.json."""
+(its CPU path), then with the reply tokens only (Sinkhole's); --arms ahead runs the reference
+model in every step (TRL's way), then scores it once before training (Sinkhole's default: its
+seconds are shown apart, and the held-out pairs' share of them is the evaluation's base pass).
+Every arm is a first run: no base log-probs are remembered from an earlier arm or run. Prints a
+table; --json prints one object; the result is also written to bench/results/train-<time>.json."""
 
 from __future__ import annotations
 
@@ -228,6 +231,7 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
             "logging_steps": 1,
             "device": args.device,
             "num_samples": 0,
+            "precompute_reference": not args.per_step_reference,
             **({"precision": args.precision} if args.precision != "auto" else {}),
         }
     )
@@ -248,6 +252,10 @@ def arm_sinkhole(args: argparse.Namespace) -> dict[str, Any]:
         "eval_reward_margin": result.metrics.get("eval_reward_margin"),
         "eval_pairs": result.metrics.get("eval_pairs"),
         "eval_seconds": result.metrics.get("eval_seconds"),
+        # DPO's reference scored before training (0 with --per-step-reference): all pairs, and
+        # the held-out pairs' part (the evaluation's base pass, done ahead)
+        "reference_seconds": result.metrics.get("reference_seconds", 0.0),
+        "reference_eval_seconds": result.metrics.get("reference_eval_seconds", 0.0),
         "micro_batch_size": result.spec.get("micro_batch_size"),
         "gradient_checkpointing": result.spec.get("gradient_checkpointing"),
         "train_peak_rss_mb": result.metrics.get("train_peak_rss_mb"),
@@ -396,19 +404,23 @@ def run_arm(
     workdir: Path,
     precision: str | None = None,
     full_head: bool = False,
+    per_step_reference: bool = False,
 ) -> dict[str, Any]:
     precision = precision or args.precision
     # --precision-compare runs in the bf16 arm alone (its adapter, scored both ways).
     compare = 0 if args.arms == "precision" and precision == "fp32" else args.precision_compare
-    say(f"{name} ({precision}{', full head' if full_head else ''}): {args.steps} DPO steps")
+    variant = f"{', full head' if full_head else ''}{', per-step reference' if per_step_reference else ''}"
+    say(f"{name} ({precision}{variant}): {args.steps} DPO steps")
     command = [
         sys.executable, __file__, "--arm", name, "--steps", str(args.steps), "--model", args.model,
         "--device", args.device, "--train", str(train), "--eval", str(evaluation),
-        "--workdir", str(workdir / f"{name}-{precision}{'-full' if full_head else ''}"),
+        "--workdir", str(workdir / f"{name}-{precision}{'-full' if full_head else ''}{'-per-step' if per_step_reference else ''}"),
         "--eval-compare", str(args.eval_compare),
         "--precision", precision, "--precision-compare", str(compare),
-    ] + (["--system-malloc"] if args.system_malloc else []) + (["--reference-checkpointing"] if args.reference_checkpointing else []) + (["--full-head"] if full_head else [])  # fmt: skip
+    ] + (["--system-malloc"] if args.system_malloc else []) + (["--reference-checkpointing"] if args.reference_checkpointing else []) + (["--full-head"] if full_head else []) + (["--per-step-reference"] if per_step_reference else [])  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    # Every arm is a first run on these pairs: nothing remembered from an earlier arm or bench.
+    env["SINKHOLE_TRAIN_LOGPS_CACHE"] = "off"
     if args.threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
     if name == "sinkhole" and not args.system_malloc:
@@ -439,13 +451,16 @@ def main() -> int:
     parser.add_argument(
         "--arms",
         default="both",
-        choices=["both", "sinkhole", "precision", "head"],
+        choices=["both", "sinkhole", "precision", "head", "ahead"],
         help="sinkhole: Sinkhole's arm alone (its memory and evaluation cost, no ratios); "
         "precision: Sinkhole's arm in float32, then in bf16 (training and evaluation), no plain TRL;"
         " head: Sinkhole's arm training with TRL's LM head projecting every position (as TRL does"
-        " on a CPU), then with the replies only (Sinkhole's default)",
+        " on a CPU), then with the replies only (Sinkhole's default); ahead: Sinkhole's arm with"
+        " TRL's reference forward in every step, then with the reference scored once before"
+        " training (Sinkhole's default)",
     )
     parser.add_argument("--full-head", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--per-step-reference", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--precision",
         default="auto",
@@ -517,6 +532,10 @@ def main() -> int:
             reference = None
             fp32 = run_arm("sinkhole", args, train, evaluation, folder, full_head=True)
             sinkhole = run_arm("sinkhole", args, train, evaluation, folder)
+        elif args.arms == "ahead":  # "fp32" holds the per-step-reference arm
+            reference = None
+            fp32 = run_arm("sinkhole", args, train, evaluation, folder, per_step_reference=True)
+            sinkhole = run_arm("sinkhole", args, train, evaluation, folder)
         elif args.sinkhole_first:  # to see whether the order (warm page cache, load) matters
             sinkhole = run_arm("sinkhole", args, train, evaluation, folder)
             reference = run_arm("reference", args, train, evaluation, folder)
@@ -552,17 +571,23 @@ def main() -> int:
     report["ratio_eval_to_twenty_steps"] = (sinkhole["eval_seconds"] or 0.0) / report[
         "twenty_steps_seconds"
     ]
+    # The same with the base's pass over the held-out pairs counted in, wherever it ran.
+    report["ratio_eval_with_base_to_twenty_steps"] = (
+        (sinkhole["eval_seconds"] or 0.0) + (sinkhole.get("reference_eval_seconds") or 0.0)
+    ) / report["twenty_steps_seconds"]
     if reference is not None:
         for key in ("tokens_per_second", "steps_per_second", "peak_rss_mb"):
             name = "ratio_peak_rss" if key == "peak_rss_mb" else f"ratio_{key}"
             report[name] = sinkhole[key] / reference[key]
     if fp32 is not None:  # two of Sinkhole's arms: "sinkhole_fp32" is the first one
-        report["arms_compared"] = (
-            ["float32", "bf16"] if args.arms == "precision" else ["full head", "replies only"]
-        )
+        report["arms_compared"] = {
+            "precision": ["float32", "bf16"],
+            "head": ["full head", "replies only"],
+            "ahead": ["per-step reference", "reference ahead"],
+        }[args.arms]
         fp32_twenty = 20 * fp32["train_seconds"] / max(1, fp32["steps"])
         report["first_ratio_eval_to_twenty_steps"] = (fp32["eval_seconds"] or 0.0) / fp32_twenty
-        for key in ("tokens_per_second", "eval_seconds", "peak_rss_mb"):
+        for key in ("tokens_per_second", "eval_seconds", "peak_rss_mb", "end_to_end_seconds"):
             report[f"second_to_first_{key}"] = sinkhole[key] / fp32[key]
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -609,6 +634,12 @@ def main() -> int:
         f"{sinkhole['eval_seconds']:.1f} s; 20 of its training steps: "
         f"{report['twenty_steps_seconds']:.1f} s (ratio {report['ratio_eval_to_twenty_steps']:.2f})"
     )
+    if sinkhole.get("reference_seconds"):
+        print(
+            f"Its reference, scored before training: {sinkhole['reference_seconds']:.1f} s, of "
+            f"which the held-out pairs' base pass {sinkhole['reference_eval_seconds']:.1f} s "
+            f"(evaluation with it: ratio {report['ratio_eval_with_base_to_twenty_steps']:.2f})"
+        )
     if sinkhole.get("compare_pairs"):
         whole, shared = sinkhole["compare_whole_seconds"], sinkhole["compare_shared_seconds"]
         print(
@@ -622,8 +653,9 @@ def main() -> int:
 def print_precision(
     args: argparse.Namespace, report: dict[str, Any], fp32: dict[str, Any], bf16: dict[str, Any]
 ) -> None:
-    """The table of --arms precision (Sinkhole's arm in float32 and in bf16) or --arms head
-    (training with the full head and with the replies only), side by side."""
+    """The table of --arms precision (Sinkhole's arm in float32 and in bf16), --arms head
+    (training with the full head and with the replies only) or --arms ahead (the reference
+    run in every step and scored before training), side by side."""
     first, second = report["arms_compared"]
     print(
         f"DPO, {args.model}, {args.steps} steps, batch 4, max length 256, LoRA r16, "
@@ -635,19 +667,27 @@ def print_precision(
         ("peak RSS MiB", "peak_rss_mb", "{:.0f}"),
         ("train tokens/s", "tokens_per_second", "{:.1f}"),
         ("train seconds", "train_seconds", "{:.1f}"),
+        ("reference scored before training, s", "reference_seconds", "{:.1f}"),
         ("evaluation seconds", "eval_seconds", "{:.1f}"),
+        ("end-to-end seconds", "end_to_end_seconds", "{:.1f}"),
         ("implicit-reward accuracy", "eval_preference_accuracy", "{:.3f}"),
         ("base log-prob accuracy", "eval_base_logp_accuracy", "{:.3f}"),
     ]
     for label, key, fmt in rows:
-        a, b = fp32.get(key), bf16.get(key)
-        ratio = b / a if a and b is not None else float("nan")
+        a, b = fp32.get(key) or 0.0, bf16.get(key) or 0.0
+        ratio = b / a if a else float("nan")
         print(f"{label:34}{fmt.format(a):>13}{fmt.format(b):>13}{ratio:>8.2f}")
     losses = [f"{r['first_loss']:.3f}>{r['last_loss']:.3f}" for r in (fp32, bf16)]
     print(f"{'loss first -> last':34}{losses[0]:>13}{losses[1]:>13}")
     print(
         f"evaluation / 20 training steps: {first} {report['first_ratio_eval_to_twenty_steps']:.2f},"
         f" {second} {report['ratio_eval_to_twenty_steps']:.2f} (target < 1)"
+        + (
+            f"; {second} with its base pass done before training: "
+            f"{report['ratio_eval_with_base_to_twenty_steps']:.2f}"
+            if bf16.get("reference_eval_seconds")
+            else ""
+        )
     )
     if bf16.get("precision_pairs"):
         print(

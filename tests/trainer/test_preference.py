@@ -264,6 +264,7 @@ def test_a_precomputed_reference_trains_exactly_as_the_reference_run_in_every_st
     pairs = ahead.metrics["train_rows"] + ahead.metrics["eval_pairs"]
     assert ahead.metrics["reference_pairs"] == pairs
     assert "reference_seconds" in ahead.metrics and "reference_seconds" not in per_step.metrics
+    assert 0 < ahead.metrics["reference_eval_seconds"] <= ahead.metrics["reference_seconds"]
     # Its own phase, with progress over both sets' replies, before the first training report.
     phases = [p.phase for p in seen]
     assert phases.index("reference") < phases.index("training")
