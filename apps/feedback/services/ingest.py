@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 import uuid
 from contextlib import nullcontext
@@ -263,12 +264,19 @@ def feedback_ingest(
                 _DEADLOCK
             ):
                 raise
+            # Several overlapping batches can deadlock again at once if they all retry at
+            # once (seen with five on a loaded CI machine): wait a little, a random while,
+            # longer each time, so the winners commit first.
+            logger.info(
+                "ingest: deadlock with an overlapping batch; storing again (%d)", attempt + 1
+            )
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - not a secret
     metrics.record_ingest(source.name, final, time.perf_counter() - started)
     return final
 
 
 _DEADLOCK = "40P01"
-_DEADLOCK_ATTEMPTS = 3
+_DEADLOCK_ATTEMPTS = 6
 
 
 def feedback_admit_batch() -> None:
