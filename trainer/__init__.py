@@ -11,7 +11,7 @@ load only when a job runs or a model is loaded.
 """
 
 from trainer.models import SMOLLM2_ID, resolve_base_model
-from trainer.run import Progress, TrainResult, latest_checkpoint, run_job
+from trainer.run import Progress, TrainResult, evaluate_adapter, latest_checkpoint, run_job
 from trainer.spec import DatasetSpec, JobSpec, LoraSpec, SpecError
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Progress",
     "SpecError",
     "TrainResult",
+    "evaluate_adapter",
     "latest_checkpoint",
     "resolve_base_model",
     "run_job",

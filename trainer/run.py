@@ -38,7 +38,15 @@ from trainer.memory import process_memory_mb
 from trainer.models import sha256_file
 from trainer.spec import JobSpec, SpecError, held_out_count, read_rows
 
-__all__ = ["Progress", "TrainResult", "latest_checkpoint", "model_card", "run_job", "sha256_file"]
+__all__ = [
+    "Progress",
+    "TrainResult",
+    "evaluate_adapter",
+    "latest_checkpoint",
+    "model_card",
+    "run_job",
+    "sha256_file",
+]
 
 logger = logging.getLogger("trainer")
 
@@ -130,6 +138,28 @@ def run_job(
     return _Job(spec, on_progress, should_stop, lineage or {}).run()
 
 
+def evaluate_adapter(
+    spec: JobSpec,
+    adapter_dir: str | Path,
+    on_progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> dict[str, float]:
+    """The held-out metrics of a trained adapter on `spec.dataset.eval` (any eval set, after
+    the run), computed as the run's own evaluation computes them: the same tokenization and
+    prompt-start cut, base and trained, with intervals. `spec` is the run's (its LoRA shape,
+    max length, beta) with the eval files swapped. Raises SpecError for a spec that cannot be
+    evaluated (no held-out rows, a reward model, an adapter of another shape)."""
+    spec.validate()
+    if spec.method == "rm":
+        raise SpecError({"method": "a reward model is audited by its judge (manage.py judge)"})
+    if not spec.dataset.eval:
+        raise SpecError({"dataset.eval": "names no held-out file to evaluate on"})
+    weights = Path(adapter_dir) / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise SpecError({"adapter": f"{weights} does not exist"})
+    return _Job(spec, on_progress, should_stop, {}).evaluate_only(weights)
+
+
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     """The newest complete TRL checkpoint under output_dir/checkpoints, or None."""
     folder = Path(output_dir) / CHECKPOINTS
@@ -190,9 +220,9 @@ class _Job:
 
     # -- the job -------------------------------------------------------------------------------
 
-    def run(self) -> TrainResult:
+    @staticmethod
+    def _quiet_libraries() -> None:
         import datasets
-        import torch
         import transformers
 
         # Progress goes through on_progress (and the CLI's own bar), not through library bars.
@@ -200,6 +230,11 @@ class _Job:
         datasets.utils.logging.disable_progress_bar()
         # TRL 1.16 still calls this transformers 5 alias on every step; the warning is noise.
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
+
+    def run(self) -> TrainResult:
+        import torch
+
+        self._quiet_libraries()
         spec = self.spec
         self.device = _pick_device(spec.device)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -320,6 +355,32 @@ class _Job:
             loss=loss_curve[-1]["loss"] if loss_curve else None,
         )
         return result
+
+    def evaluate_only(self, weights: Path) -> dict[str, float]:
+        """`evaluate_adapter`: load the base, put the adapter's weights in, evaluate."""
+        import torch
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        self._quiet_libraries()
+        spec = self.spec
+        self.device = _pick_device(spec.device)
+        self.plan = self._plan_memory()
+        torch.manual_seed(spec.seed)
+        self.report("loading", f"loading {spec.base_model} and {weights.parent.name}")
+        model, tokenizer = self._load_model()
+        train_rows, eval_rows = self._split_rows(tokenizer)
+        trainer = self._make_trainer(model, tokenizer, train_rows[: spec.batch_size], eval_rows)
+        loaded = set_peft_model_state_dict(trainer.model, load_file(str(weights)))
+        unexpected = list(getattr(loaded, "unexpected_keys", []))
+        if unexpected:
+            raise SpecError({"adapter": f"does not fit this spec's LoRA (e.g. {unexpected[0]})"})
+        self.report("evaluating", f"evaluating on {len(eval_rows)} held-out rows")
+        started = time.monotonic()
+        metrics = self._evaluate(trainer, eval_rows)
+        metrics.setdefault("eval_seconds", _round(time.monotonic() - started))
+        metrics["eval_rows"] = float(len(eval_rows))
+        return metrics
 
     def _stop_inside_steps(self, model: Any) -> list[Any]:
         """A cancel must not wait for the end of a step (minutes on a CPU with accumulation):

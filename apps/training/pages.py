@@ -127,8 +127,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "chart": loss_chart(run),
         "checkpoint": selectors.run_checkpoint(run),
         "can_train": can_train(request.user),
-        "metrics": sorted((k, v) for k, v in (run.metrics or {}).items() if k != "live"),
+        "metrics": sorted(
+            (k, v) for k, v in (run.metrics or {}).items() if k not in ("live", "eval_sets")
+        ),
         "preference": selectors.preference_summary(run.metrics),
+        "eval_sets": selectors.run_eval_sets(run),
     }
     return render(request, "training/run_detail.html", context)
 

@@ -12,7 +12,35 @@ from apps.core.ids import parse_id
 from apps.training.models import TrainingRun
 from trainer.preference import summary_rows as preference_summary
 
-__all__ = ["preference_summary", "run_phase", "run_status", "training_run_get", "training_run_list"]
+__all__ = [
+    "preference_summary",
+    "run_eval_sets",
+    "run_phase",
+    "run_status",
+    "training_run_get",
+    "training_run_list",
+]
+
+
+def run_eval_sets(run: TrainingRun) -> list[dict[str, Any]]:
+    """The other eval sets a finished run's adapter was scored on (`train --evaluate`), by
+    name: the file, when, its rows and its "base → trained" rows."""
+    sets = (run.metrics or {}).get("eval_sets") or {}
+    out = []
+    for name, entry in sorted(sets.items()):
+        metrics = entry.get("metrics") or {}
+        out.append(
+            {
+                "name": name,
+                "file": entry.get("file", ""),
+                "sha256": entry.get("sha256", ""),
+                "evaluated_at": entry.get("evaluated_at", ""),
+                "rows": int(metrics.get("eval_rows") or metrics.get("eval_pairs") or 0),
+                "preference": preference_summary(metrics),
+                "loss": metrics.get("eval_loss"),
+            }
+        )
+    return out
 
 
 def training_run_list(*, status: str = "") -> QuerySet[TrainingRun]:

@@ -579,6 +579,68 @@ def _finish(run_id: int, result: Any, *, stopped_by: str = "") -> TrainingRun:
     return run
 
 
+# -- evaluate on another eval set ------------------------------------------------------------
+
+
+def training_run_evaluate(
+    *,
+    run: TrainingRun,
+    eval_file: str | Path,
+    name: str = "",
+    on_progress: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """Score a finished run's adapter on another held-out file (an uploaded eval set, in the
+    method's row format), exactly as its own evaluation scored the version's test split (base →
+    trained, with intervals). Kept under `metrics.eval_sets[name]` (name: the file's stem unless
+    given; the same name again replaces it) with the file's path and sha256, and shown on the
+    run page beside the test split's. Runs in this process (minutes on a CPU)."""
+    import tempfile
+
+    from trainer import JobSpec, SpecError, evaluate_adapter
+    from trainer.models import sha256_file
+
+    if run.status != TrainingRun.Status.SUCCEEDED:
+        raise _invalid({"run": f"is {run.status}: only a finished run's adapter can be evaluated"})
+    path = Path(eval_file).expanduser()
+    if not path.is_file():
+        raise _invalid({"eval_file": f"{path} is not a file"})
+    label = (name or path.stem).strip()[:80]
+    if not label:
+        raise _invalid({"name": "must not be empty"})
+    with tempfile.TemporaryDirectory(prefix="sinkhole-eval-") as scratch:
+        data = {
+            **run.spec,
+            "dataset": {"train": run.spec["dataset"]["train"], "eval": [str(path.resolve())]},
+            "output_dir": scratch,
+            "num_samples": 0,
+        }
+        try:
+            metrics = evaluate_adapter(
+                JobSpec.from_dict(data), Path(run.output_dir) / "adapter", on_progress=on_progress
+            )
+        except SpecError as exc:
+            raise _invalid(
+                {
+                    ("eval_file" if key.startswith("dataset") else key): message
+                    for key, message in exc.errors.items()
+                }
+            ) from exc
+    entry = {
+        "file": str(path.resolve()),
+        "sha256": sha256_file(path),
+        "evaluated_at": timezone.now().isoformat(),
+        "metrics": metrics,
+    }
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        current = dict(locked.metrics or {})
+        current["eval_sets"] = {**(current.get("eval_sets") or {}), label: entry}
+        locked.metrics = current
+        locked.save(update_fields=["metrics"])
+    run.metrics = current
+    return {"name": label, **entry}
+
+
 # -- reap ------------------------------------------------------------------------------------
 
 

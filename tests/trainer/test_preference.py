@@ -298,3 +298,17 @@ def test_a_cancel_while_the_reference_is_scored_ends_the_run_before_any_step(mak
         should_stop=lambda: bool(asked),
     )
     assert asked and result.cancelled and result.steps == 0
+
+
+def test_evaluating_an_adapter_refuses_what_it_cannot_score(make_spec, tmp_path):
+    from trainer import SpecError, evaluate_adapter
+
+    spec = make_spec("dpo", num_samples=0)
+    spec.dataset.eval = list(spec.dataset.train)
+    with pytest.raises(SpecError) as missing:
+        evaluate_adapter(spec, tmp_path / "no-adapter")
+    assert "adapter" in missing.value.errors
+    spec.dataset.eval = []
+    with pytest.raises(SpecError) as no_rows:
+        evaluate_adapter(spec, tmp_path / "no-adapter")
+    assert "dataset.eval" in no_rows.value.errors

@@ -349,3 +349,53 @@ def test_waiting_on_a_worker_shows_a_progress_bar_until_the_run_ends(tiny, monke
     shown = err.getvalue()
     assert f"run {run.pk}" in shown and "3/3" in shown and "loss 0.6100" in shown
     assert "succeeded" in shown
+
+
+def test_a_finished_runs_adapter_is_scored_on_an_uploaded_eval_set_and_shown(
+    tiny, client, tmp_path
+):
+    version = make_dataset_version("dpo")
+    call_command(
+        "train", "--dataset", str(version.pk), "--method", "dpo", "--base", "tiny",
+        "--max-steps", "2", "--set", "batch_size=2", "--set", "num_samples=0", "--here",
+        "--json", stdout=StringIO(), stderr=StringIO(),
+    )  # fmt: skip
+    run = TrainingRun.objects.get()
+    assert run.status == "succeeded"
+    # The version's own test pairs, uploaded as another eval set: the run's own numbers again.
+    held_out = tmp_path / "held-out.jsonl"
+    held_out.write_bytes(version.file_path("test", "jsonl").read_bytes())
+    out = StringIO()
+    call_command(
+        "train", "--evaluate", str(run.pk), "--eval-file", str(held_out), "--json", stdout=out
+    )
+    result = json.loads(out.getvalue())
+    assert result["name"] == "held-out" and result["sha256"] == sha256_file(held_out)
+    for key in ("eval_preference_accuracy", "eval_base_logp_accuracy", "eval_reward_margin"):
+        assert result["metrics"][key] == pytest.approx(run.metrics[key], abs=1e-4), key
+    run.refresh_from_db()
+    assert run.metrics["eval_sets"]["held-out"]["metrics"] == result["metrics"]
+    assert run.metrics["eval_preference_accuracy"] == result["metrics"]["eval_preference_accuracy"]
+
+    client.force_login(make_user("vera", group="viewer"))
+    page = client.get(f"/training/{run.pk}/").content.decode()
+    assert "On held-out, base → trained" in page and str(held_out) in page
+
+    # Bad input: one clear field error each, nothing stored.
+    sft_rows = tmp_path / "chat.jsonl"
+    sft_rows.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    with pytest.raises(CommandError, match="eval_file"):
+        call_command("train", "--evaluate", str(run.pk), "--eval-file", str(sft_rows))
+    with pytest.raises(CommandError, match="is not a file"):
+        call_command("train", "--evaluate", str(run.pk), "--eval-file", str(tmp_path / "none"))
+    with pytest.raises(CommandError, match="needs --eval-file"):
+        call_command("train", "--evaluate", str(run.pk))
+    TrainingRun.objects.filter(pk=run.pk).update(status="failed")
+    errors = errors_of(
+        lambda: services.training_run_evaluate(
+            run=TrainingRun.objects.get(pk=run.pk), eval_file=held_out
+        )
+    )
+    assert "only a finished run" in errors["run"][0]
+    run.refresh_from_db()
+    assert list(run.metrics["eval_sets"]) == ["held-out"]

@@ -8,7 +8,9 @@ queue the run goes there and this command follows it; when none answers (or with
 executes in this process instead, so that `train --wait` works on a laptop with no worker
 running. With --wait --json it prints one JSON object: run, status, checkpoint, adapter_path,
 metrics. --cancel RUN stops a run (a queued one at once, a running one within seconds, at
-its last checkpoint). SIGTERM or Ctrl-C to a run training here saves a checkpoint and marks the
+its last checkpoint). --evaluate RUN --eval-file FILE [--eval-name NAME] scores a finished
+run's adapter on another held-out file (an uploaded eval set) as its own evaluation scored the
+test split, and keeps the result on the run (its page shows it). SIGTERM or Ctrl-C to a run training here saves a checkpoint and marks the
 run cancelled; a run followed with --wait whose worker died is reaped and said so."""
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from apps.training.services import (
     TERMINAL,
     training_run_cancel,
     training_run_create,
+    training_run_evaluate,
     training_run_execute,
     training_runs_reap,
     worker_alive,
@@ -100,12 +103,26 @@ class Command(BaseCommand):
             "--here", action="store_true", help="Run in this process (implies --wait)."
         )
         parser.add_argument(
+            "--evaluate",
+            metavar="RUN",
+            help="Score this finished run's adapter on --eval-file (kept on the run).",
+        )
+        parser.add_argument(
+            "--eval-file", dest="eval_file", help="Held-out rows in the run's method's format."
+        )
+        parser.add_argument(
+            "--eval-name", dest="eval_name", help="The eval set's name (default: the file's stem)."
+        )
+        parser.add_argument(
             "--json", action="store_true", help="Print the result as one JSON object."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["cancel"]:
             self._cancel(options["cancel"], as_json=options["json"])
+            return
+        if options["evaluate"]:
+            self._evaluate(options)
             return
         missing = [f"--{name}" for name in ("dataset", "method") if not options[name]]
         if missing:
@@ -135,6 +152,36 @@ class Command(BaseCommand):
         self._print(training_run_get(run.pk), options, queued=False)
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise CommandError(f"run {run.pk} {run.status}")
+
+    def _evaluate(self, options: dict[str, Any]) -> None:
+        from trainer.preference import summary_rows
+
+        if not options["eval_file"]:
+            raise CommandError("--evaluate RUN needs --eval-file FILE")
+        try:
+            result = training_run_evaluate(
+                run=training_run_get(options["evaluate"]),
+                eval_file=options["eval_file"],
+                name=options["eval_name"] or "",
+            )
+        except ApplicationError as exc:
+            details = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.fields.items())
+            raise CommandError(f"{exc.message} {details}".strip()) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps(result, default=str))
+            return
+        metrics = result["metrics"]
+        self.stdout.write(f"{result['name']}: {metrics.get('eval_rows', 0):.0f} held-out rows")
+        for row in summary_rows(metrics):
+            interval = (
+                f" [{row['low']:.3f}, {row['high']:.3f}]" if row.get("low") is not None else ""
+            )
+            self.stdout.write(
+                f"  {row['label']}: {row['base']:.3f} -> {row['trained']:.3f}{interval}"
+            )
+        for key in ("eval_loss", "eval_perplexity"):
+            if key in metrics:
+                self.stdout.write(f"  {key}: {metrics[key]:g}")
 
     def _cancel(self, ref: str, *, as_json: bool) -> None:
         try:
