@@ -319,6 +319,11 @@ def test_serve_runs_the_whole_product_with_no_configuration_until_ctrl_c(serve, 
 
     children = list(server.child_pids().values())
     assert len(children) == 2
+    from trainer.memory import jemalloc_library
+
+    if jemalloc_library() is not None:  # the worker trains on jemalloc where the system has it
+        maps = Path(f"/proc/{server.child_pids()['worker']}/maps").read_text()
+        assert "jemalloc" in maps
     assert server.stop(signal.SIGINT) == 0, server.text()[-3000:]
     wait_gone(children)
     assert "Sinkhole stopped." in server.text()
