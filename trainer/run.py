@@ -17,7 +17,6 @@ importing this module costs nothing in a web process."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -647,13 +646,12 @@ class _Job:
         replies (`pair_logps`); the base's (reference) log-probs are computed once, with the
         adapter switched off, and serve both the base's accuracy and the implicit reward;
         after a precomputed reference (DPO's default) they are the ones scored before training."""
-        from trainer.preference import cached_pair_logps, pair_logps, pair_metrics
+        from trainer.preference import pair_logps, pair_metrics
 
-        pairs = self._eval_pairs(trainer, rows)
+        ahead = self.eval_reference  # (pairs, base log-probs) scored before training, if any
+        pairs = ahead[0] if ahead is not None else self._eval_pairs(trainer, rows)
         model = trainer.model
         model.eval()
-        identity = self._base_logps_identity(pairs)
-        folder = _base_logps_folder() if identity is not None else None
         # Chosen and rejected, by the base (unless remembered) and by the trained model.
         total = 4 * len(pairs)
         done = [0]
@@ -672,21 +670,20 @@ class _Job:
                 eta_seconds=round((total - done[0]) / rate, 1) if rate else None,
             )
 
-        pad = trainer.processing_class.pad_token_id
-        batch = self.spec.eval_batch_size
-
-        def base_logps() -> Any:
-            with model.disable_adapter():
-                return pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
-
         with self._autocast():
-            if self.eval_reference is not None and self.eval_reference[0] == pairs:
-                base, cached = self.eval_reference[1], True  # scored before training
+            if ahead is not None:
+                base, cached = ahead[1], True
             else:
-                base, cached = cached_pair_logps(folder, identity, base_logps)
+                base, cached = self._base_pair_logps(trainer, pairs, tick)
             if cached:
                 total = 2 * len(pairs)
-            tuned = pair_logps(model, pairs, pad_id=pad, batch_size=batch, on_batch=tick)
+            tuned = pair_logps(
+                model,
+                pairs,
+                pad_id=trainer.processing_class.pad_token_id,
+                batch_size=self.spec.eval_batch_size,
+                on_batch=tick,
+            )
         metrics = pair_metrics(base=base, trained=tuned, beta=self.spec.beta)
         metrics["eval_seconds"] = _round(time.monotonic() - started)
         metrics["eval_reference_cached"] = 1.0 if cached else 0.0
@@ -694,6 +691,31 @@ class _Job:
         metrics["eval_rows_prompt_cut"] = float(counts.get("prompt_cut", 0))
         metrics["eval_rows_reply_cut"] = float(counts.get("reply_cut", 0))
         return metrics
+
+    def _base_pair_logps(
+        self, trainer: Any, pairs: list[Any], tick: Callable[[int], None]
+    ) -> tuple[Any, bool]:
+        """The base model's (adapter off) log-probs of PAIRS, and whether they were remembered
+        from an earlier run (`cached_pair_logps`, keyed by `_base_logps_identity`)."""
+        from trainer.preference import cached_pair_logps, pair_logps
+
+        if not pairs:
+            return [], False
+        model = trainer.model
+        identity = self._base_logps_identity(pairs)
+
+        def score() -> Any:
+            with model.disable_adapter():
+                return pair_logps(
+                    model,
+                    pairs,
+                    pad_id=trainer.processing_class.pad_token_id,
+                    batch_size=self.spec.eval_batch_size,
+                    on_batch=tick,
+                )
+
+        folder = _base_logps_folder() if identity is not None else None
+        return cached_pair_logps(folder, identity, score)
 
     def _eval_pairs(self, trainer: Any, rows: list[dict[str, Any]]) -> list[Any]:
         """The held-out rows as (prompt, chosen, rejected) token ids, tokenized and cut to
@@ -717,17 +739,12 @@ class _Job:
         pairs and base skips this phase); the training pairs' numbers become the dataset's
         `ref_chosen_logps` / `ref_rejected_logps`, which TRL's loss reads instead of running
         the reference, and the held-out pairs' serve the evaluation's base pass."""
-        from trainer.preference import cached_pair_logps, pair_logps
-
         model = trainer.model
         train_pairs = [
             (row["prompt_ids"], row["chosen_ids"], row["rejected_ids"])
             for row in trainer.train_dataset
         ]
         eval_pairs = self._eval_pairs(trainer, eval_rows)
-        folder = _base_logps_folder()
-        pad = trainer.processing_class.pad_token_id
-        batch = self.spec.eval_batch_size
         total = 2 * (len(train_pairs) + len(eval_pairs))
         done = [0]
         started = time.monotonic()
@@ -755,16 +772,10 @@ class _Job:
         training = model.training
         model.eval()
         try:
-            with self._autocast(), model.disable_adapter():
+            with self._autocast():
                 for pairs in (train_pairs, eval_pairs):
                     begun = time.monotonic()
-                    identity = self._base_logps_identity(pairs) if pairs else None
-                    score = functools.partial(
-                        pair_logps, model, pairs, pad_id=pad, batch_size=batch, on_batch=tick
-                    )
-                    logps, cached = cached_pair_logps(
-                        folder if identity is not None else None, identity, score
-                    )
+                    logps, cached = self._base_pair_logps(trainer, pairs, tick)
                     if cached:
                         remembered += len(pairs)
                         tick(2 * len(pairs))

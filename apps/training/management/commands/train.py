@@ -10,8 +10,8 @@ running. With --wait --json it prints one JSON object: run, status, checkpoint, 
 metrics. --cancel RUN stops a run (a queued one at once, a running one within seconds, at
 its last checkpoint). --evaluate RUN --eval-file FILE [--eval-name NAME] scores a finished
 run's adapter on another held-out file (an uploaded eval set) as its own evaluation scored the
-test split, and keeps the result on the run (its page shows it). SIGTERM or Ctrl-C to a run training here saves a checkpoint and marks the
-run cancelled; a run followed with --wait whose worker died is reaped and said so."""
+test split, and keeps the result on the run (its page shows it). SIGTERM or Ctrl-C to a run
+training here saves a checkpoint and marks the run cancelled; a run followed with --wait whose worker died is reaped and said so."""
 
 from __future__ import annotations
 
@@ -61,6 +61,12 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
     if options["lr"] is not None:
         spec["learning_rate"] = options["lr"]
     return spec
+
+
+def _command_error(exc: ApplicationError) -> CommandError:
+    """One line: the message, then each bad field with its sentences."""
+    details = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.fields.items())
+    return CommandError(f"{exc.message} {details}".strip())
 
 
 def training_worker_listening(timeout: float = 1.5) -> bool:
@@ -138,8 +144,7 @@ class Command(BaseCommand):
                 enqueue=not here,
             )
         except ApplicationError as exc:
-            details = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.fields.items())
-            raise CommandError(f"{exc.message} {details}".strip()) from exc
+            raise _command_error(exc) from exc
         if not wait:
             self._print(run, options, queued=True)
             return
@@ -165,8 +170,7 @@ class Command(BaseCommand):
                 name=options["eval_name"] or "",
             )
         except ApplicationError as exc:
-            details = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.fields.items())
-            raise CommandError(f"{exc.message} {details}".strip()) from exc
+            raise _command_error(exc) from exc
         if options["json"]:
             self.stdout.write(json.dumps(result, default=str))
             return
